@@ -1,0 +1,30 @@
+"""generate@<label_noise>: MNIST-1D with one level of training-label noise."""
+
+import argparse
+
+from _common import run
+
+PARAMS = ("data.num_samples", "data.train_split", "data.seed", "data.noise_seed")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--label-noise", type=float, required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    from biasvar.data import generate, save_dataset
+    from biasvar.params import DataParams, load_declared
+
+    prm = load_declared(PARAMS)
+    cfg = DataParams.from_dict({**prm.subset("data", DataParams.KEYS[1:]),
+                                "label_noise": [args.label_noise]})
+    ds = generate(cfg.num_samples, cfg.train_split, cfg.seed, cfg.label_noise[0],
+                  cfg.noise_seed)
+    save_dataset(ds, args.out)
+    print(f"generate: {ds.n_train} train / {ds.n_test} test examples, "
+          f"{int(ds.noisy.sum())} noisy labels ({ds.noisy.mean():.3f}) -> {args.out}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,55 @@
+"""split@<block>: the training indices of every draw that a block's members use.
+
+Besides the keys it needs, this stage declares the sweep axes
+(``data.label_noise``, ``ensemble.widths``) and validates them: every train
+stage depends on a split, so a bad value anywhere in the sweep fails here,
+before any training. When an axis changes, the splits rerun in a second with
+identical outputs, which leaves training untouched.
+"""
+
+import argparse
+
+from _common import run
+
+PARAMS = ("data.num_samples", "data.train_split", "data.label_noise", "split", "ensemble")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--block", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    from biasvar.errors import ParamError
+    from biasvar.params import (
+        DataParams,
+        EnsembleParams,
+        SplitParams,
+        check_label_noise,
+        load_declared,
+        n_train_examples,
+    )
+    from biasvar.splits import make_split, save_split
+
+    prm = load_declared(PARAMS)
+    for v in prm.get("data.label_noise") or [None]:
+        check_label_noise("data.label_noise", v)
+    data = DataParams.from_dict({**prm.subset("data", ("num_samples", "train_split",
+                                                       "label_noise")),
+                                 "seed": 0, "noise_seed": 0})
+    ens = prm.section("ensemble")
+    assert isinstance(ens, EnsembleParams)
+    cfg: SplitParams = prm.section("split")
+    if args.block not in ens.blocks:
+        raise ParamError("ensemble.blocks", list(ens.blocks), f"a list containing {args.block}")
+    n_train = n_train_examples(data.num_samples, data.train_split)
+    parts = cfg.check_against(ens, n_train)
+    draws = sorted({ens.draw(m) for m in ens.block_members(args.block)})
+    split = make_split(cfg.method, n_train, draws, cfg.seed, parts)
+    save_split(split, args.out)
+    print(f"split: block {args.block}: {cfg.method} draws {draws} of "
+          f"{split.indices.shape[1]} / {n_train} examples -> {args.out}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,64 @@
+"""train@<label_noise>-<width>-<block>: train one block of members vectorized."""
+
+import argparse
+
+from _common import run
+
+PARAMS = ("model", "train", "ensemble.block_size", "ensemble.seeds_per_draw")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--label-noise", type=float, required=True)
+    ap.add_argument("--width", type=int, required=True)
+    ap.add_argument("--block", type=int, required=True)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--split", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    from biasvar.params import (
+        ModelParams,
+        TrainParams,
+        check_block_layout,
+        check_label_noise,
+        check_width,
+        load_declared,
+        load_runtime,
+    )
+
+    # Validate everything this stage reads before loading data or torch.
+    prm = load_declared(PARAMS)
+    model_cfg: ModelParams = prm.section("model")
+    train_cfg: TrainParams = prm.section("train")
+    block_size, spd = check_block_layout(prm.get("ensemble.block_size"),
+                                         prm.get("ensemble.seeds_per_draw"))
+    check_label_noise("data.label_noise", args.label_noise)
+    check_width("ensemble.widths", args.width)
+    runtime = load_runtime()
+
+    from biasvar.blocks import save_block
+    from biasvar.data import load_dataset
+    from biasvar.splits import load_split
+    from biasvar.train import BlockSpec, train_block
+
+    dataset = load_dataset(args.dataset)
+    split = load_split(args.split)
+    members = tuple(range(args.block * block_size, (args.block + 1) * block_size))
+    spec = BlockSpec(members, tuple(m // spd for m in members), tuple(m % spd for m in members),
+                     args.width)
+    result = train_block(dataset, split, spec, model_cfg, train_cfg, runtime,
+                         desc=f"train noise={args.label_noise} width={args.width} "
+                              f"block={args.block}")
+    info = {"label_noise": args.label_noise, "width": args.width, "block": args.block,
+            "params": {"model": prm.get("model"), "train": prm.get("train"),
+                       "split_method": split.method}}
+    save_block(result, args.out, info, dataset.y_test, dataset.y_train)
+    acc = [m["test_accuracy"] for m in result.metrics]
+    print(f"train: {len(members)} members in {result.seconds:.1f}s on {result.device} "
+          f"({result.seconds / len(members):.2f}s/member), test accuracy "
+          f"{min(acc):.3f}..{max(acc):.3f} -> {args.out}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,19 @@
+"""Shared fixtures: a small MNIST-1D dataset generated once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from biasvar.data import generate
+
+
+@pytest.fixture(scope="session")
+def small_dataset():
+    """1000 samples (800 train / 200 test), 15 % label noise."""
+    return generate(num_samples=1000, train_split=0.8, seed=42, label_noise=0.15, noise_seed=0)
+
+
+@pytest.fixture(scope="session")
+def clean_dataset():
+    """1000 samples (800 train / 200 test), clean labels."""
+    return generate(num_samples=1000, train_split=0.8, seed=42, label_noise=0.0, noise_seed=0)
