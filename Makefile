@@ -12,7 +12,7 @@ install:
 	bash scripts/install.sh
 
 pipeline: install
-	python -m biasvar.params params.yaml
+	python -m biasvar.validate params.yaml
 	dvc repro
 
 lint:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from biasvar.errors import ParamError
-from biasvar.params import DeclaredParams, load_declared, read_yaml, validate_all
+from biasvar.params import DeclaredParams, load_declared, read_yaml
+from biasvar.validate import validate_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,16 @@ BAD = [
     ("split.method", "jackknife", "one of bootstrap, disjoint, full"),
     ("runtime.device", "tpu", "one of auto, cpu, cuda"),
     ("model.depht", 3, "unknown key"),
+    ("decompose.bootstrap", -1, ">= 0"),
+    ("decompose.ci", 1.0, "(0, 1)"),
+    ("regress.estimator", "jackknife", "one of plugin, unbiased"),
+    ("tradeoff.noise_std", -0.3, ">= 0"),
+    ("tradeoff.n_datasets", 1, ">= 2"),
+    ("tradeoff.hidden_units", [1, 0], ">= 1"),
+    ("ridgeless.n_features", [3, 3], "distinct"),
+    ("spectral.frequencies", [5, 100], "below n_points / 2 = 100 (Nyquist)"),
+    ("spectral.log_every", 0, ">= 1"),
+    ("probe.partition", "validation", "one of test, train"),
 ]
 
 
@@ -91,7 +102,7 @@ def test_cli_prints_one_line_and_fails(raw, tmp_path):
     bad["model"]["arch"] = "resnet"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
-    r = subprocess.run([sys.executable, "-m", "biasvar.params", str(path)], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "biasvar.validate", str(path)], capture_output=True,
                        text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -115,7 +126,11 @@ def _dvc_stage_params() -> dict[str, list[str]]:
     return out
 
 
-@pytest.mark.parametrize("stage", ["generate", "split", "train", "collect"])
+STAGES = ["generate", "split", "train", "collect", "decompose", "regress",
+          "tradeoff", "ridgeless", "spectral", "probe", "plot"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_stage_scripts_declare_what_dvc_yaml_declares(stage):
     """A script's PARAMS (the only keys it may read) equal its dvc.yaml params list."""
     text = (ROOT / "stages" / f"{stage}.py").read_text()

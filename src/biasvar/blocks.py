@@ -4,7 +4,7 @@
 - ``logits.npz``   members, draws, seeds, test/train logits ``(members, examples, classes)``
                    float32 and the labels they were scored against
 - ``curves.csv``   member, step, train_loss, train_accuracy, test_loss, test_accuracy
-- ``members.json`` producing params, device, wall time, per-member final metrics
+- ``members.json`` producing params and per-member final metrics
 - ``checkpoints/member-<id>.pt``  each member's reference-module ``state_dict``
 """
 
@@ -59,9 +59,10 @@ def save_block(result, out_dir: str | Path, info: dict[str, Any], y_test: np.nda
             torch.save(state, tmp / "checkpoints" / checkpoint_name(m))
         import json
 
+        # No wall time or device here: the block's outputs must be byte-identical
+        # when nothing changed (DVC compares hashes); the stage prints both.
         (tmp / "members.json").write_text(json.dumps(
-            {**info, "device": result.device, "seconds": round(result.seconds, 3),
-             "members": result.metrics}, indent=2) + "\n")
+            {**info, "members": result.metrics}, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,90 @@ LOGITS = TableSchema(
 
 PARTITIONS = ("test", "train")  # sorted order, as in files
 
+_F64 = pa.float64()
+_CONFIG = [("label_noise", pa.float32()), ("width", pa.int32()), ("partition", pa.string())]
+
+# Per-example terms of every decomposition (see biasvar.decompose / summary).
+EXAMPLE_TERMS = (
+    "ensemble_confidence",
+    "mse_loss", "mse_bias2", "mse_var", "mse_bias2_unbiased", "mse_var_unbiased",
+    "var_optimization", "var_sampling", "var_optimization_unbiased", "var_sampling_unbiased",
+    "ce_loss", "ce_bias", "ce_var",
+    "zero_one_error", "zero_one_bias", "zero_one_var", "zero_one_net_var",
+)
+
+DECOMPOSITION = TableSchema(
+    name="decomposition",
+    version=1,
+    arrow=pa.schema([
+        *_CONFIG,
+        ("example", pa.int32()),
+        ("label", pa.int16()),  # label the members were scored against
+        ("noisy", pa.bool_()),  # training label was changed by label noise (train only)
+        ("ensemble_prediction", pa.int16()),  # argmax of the mean probabilities
+        ("correct", pa.bool_()),  # ensemble_prediction == label
+        *[(t, _F64) for t in EXAMPLE_TERMS],  # NaN where undefined (e.g. one draw)
+    ]),
+    sort_by=("label_noise", "width", "partition", "example"),
+    categories=(("partition", PARTITIONS),),
+)
+
+SUMMARY = TableSchema(
+    name="summary",
+    version=1,
+    arrow=pa.schema([
+        *_CONFIG,
+        ("quantity", pa.string()),  # see biasvar.summary.QUANTITIES
+        ("value", _F64),  # mean over examples (NaN where undefined)
+        ("ci_low", _F64),  # basic (pivotal) bootstrap over draws
+        ("ci_high", _F64),
+        ("members", pa.int32()),
+        ("draws", pa.int32()),
+        ("seeds", pa.int32()),
+    ]),
+    sort_by=("label_noise", "width", "partition", "quantity"),
+    categories=(("partition", PARTITIONS),),
+)
+
+RELIABILITY = TableSchema(
+    name="reliability",
+    version=1,
+    arrow=pa.schema([
+        *_CONFIG,
+        ("predictor", pa.string()),  # 'ensemble' | 'members' (all members pooled)
+        ("bin", pa.int32()),
+        ("lower", _F64),
+        ("upper", _F64),
+        ("count", pa.int64()),
+        ("confidence", _F64),  # mean top probability in the bin (NaN if empty)
+        ("accuracy", _F64),  # fraction correct in the bin (NaN if empty)
+    ]),
+    sort_by=("label_noise", "width", "partition", "predictor", "bin"),
+    categories=(("partition", PARTITIONS), ("predictor", ("ensemble", "members"))),
+)
+
+FITS = TableSchema(
+    name="alignment_fits",
+    version=1,
+    arrow=pa.schema([
+        *_CONFIG,
+        ("subset", pa.string()),  # 'all' | 'correct' (ensemble classifies correctly)
+        ("estimator", pa.string()),  # 'plugin' | 'unbiased' MSE terms
+        ("n", pa.int64()),
+        ("n_subset", pa.int64()),
+        ("excluded_zero", pa.int64()),
+        ("excluded_negative", pa.int64()),
+        ("excluded_nonfinite", pa.int64()),
+        *[(c, _F64) for c in ("slope", "slope_ci_low", "slope_ci_high", "intercept",
+                               "intercept_ci_low", "intercept_ci_high", "r2", "r2_ci_low",
+                               "r2_ci_high", "pearson", "spearman", "mean_log_ratio",
+                               "median_ratio")],
+    ]),
+    sort_by=("label_noise", "width", "partition", "subset"),
+    categories=(("partition", PARTITIONS), ("subset", ("all", "correct")),
+                ("estimator", ("plugin", "unbiased"))),
+)
+
 
 def validate(table: pa.Table, schema: TableSchema, path: str | Path,
              check_sorted: bool = True) -> None:

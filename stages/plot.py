@@ -1,0 +1,56 @@
+"""plot: paper figures and the generated report README from the analysis tables."""
+
+import argparse
+
+from _common import run
+
+PARAMS = ("plot", "model")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--decomposition", required=True)
+    ap.add_argument("--fits", required=True)
+    ap.add_argument("--metrics", required=True)
+    ap.add_argument("--curves", required=True)
+    ap.add_argument("--studies", help="data/studies (companion-study tables), optional")
+    ap.add_argument("--out", required=True, help="reports/ (the report name is a param)")
+    args = ap.parse_args()
+
+    from pathlib import Path
+
+    from biasvar.io import read_json
+    from biasvar.params import load_declared
+    from biasvar.plots import Style
+    from biasvar.report import add_studies, main_report, write_report
+    from biasvar.schema import DECOMPOSITION, FITS, RELIABILITY, SUMMARY, read_table
+
+    prm = load_declared(PARAMS)
+    style = Style.from_dict(prm.get("plot"))
+    model = prm.section("model")
+    d = Path(args.decomposition)
+    examples = read_table(d / "examples.parquet", DECOMPOSITION).to_pandas()
+    summary = read_table(d / "summary.parquet", SUMMARY).to_pandas()
+    reliability = read_table(d / "reliability.parquet", RELIABILITY).to_pandas()
+    fits = read_table(args.fits, FITS).to_pandas()
+    metrics = read_json(args.metrics)
+    import pandas as pd
+
+    curves = pd.read_csv(args.curves)
+    rep = main_report(examples, summary, reliability, fits, curves, metrics, style,
+                      model.arch, model.depth, model.residual)
+    if args.studies:
+        st = Path(args.studies)
+        spectral = sorted((st / "spectral").glob("*.csv"))
+        for name in ("tradeoff", "ridgeless", "erank"):
+            metrics[name] = read_json(Path(args.metrics).parent / f"{name}.json")
+        add_studies(rep, pd.read_csv(st / "tradeoff.csv"), pd.read_csv(st / "ridgeless.csv"),
+                    pd.concat([pd.read_csv(f) for f in spectral]) if spectral else None,
+                    pd.read_csv(st / "erank.csv"), style)
+    out = Path(args.out) / style.report
+    write_report(rep, out, metrics, style.dpi)
+    print(f"plot: {len(rep.figures)} figures -> {out}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,46 @@
+"""probe: effective rank of every listed member's penultimate-layer embeddings, per config."""
+
+import argparse
+
+from _common import run
+
+PARAMS = ("data.label_noise", "ensemble.widths", "ensemble.blocks", "probe")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--members", required=True, help="root of the train stages' outputs")
+    ap.add_argument("--datasets", required=True, help="directory of generate's noise-<p>.npz")
+    ap.add_argument("--out", required=True, help="per-config summary (CSV)")
+    ap.add_argument("--members-out", required=True, help="per-member table (CSV)")
+    ap.add_argument("--metrics", required=True, help="metrics (JSON)")
+    args = ap.parse_args()
+
+    from pathlib import Path
+
+    from biasvar.data import load_dataset
+    from biasvar.params import check_label_noise, check_width, load_declared, load_runtime
+    from biasvar.probes import ProbeParams, run_probe
+    from biasvar.studies import write_csv, write_result
+
+    prm = load_declared(PARAMS)
+    cfg = ProbeParams.from_dict(prm.get("probe"))
+    noise = prm.get("data.label_noise")  # raw values: they name the directories
+    widths = prm.get("ensemble.widths")
+    blocks = prm.get("ensemble.blocks")
+    for i, v in enumerate(noise):
+        check_label_noise(f"data.label_noise[{i}]", v)
+    for i, w in enumerate(widths):
+        check_width(f"ensemble.widths[{i}]", w)
+    part = f"x_{cfg.partition}"
+    inputs = {p: getattr(load_dataset(Path(args.datasets) / f"noise-{p}.npz"), part)
+              for p in noise}
+    result, per_member = run_probe(args.members, inputs, widths, blocks, cfg.center,
+                                   threads=load_runtime().threads)
+    write_csv(per_member, args.members_out)
+    write_result(result, args.out, args.metrics)
+    print(f"probe: {len(per_member)} members in {len(result.table)} configs -> {args.out}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,37 @@
+"""regress: alignment fit (log variance on log bias^2) per config, metrics for DVC."""
+
+import argparse
+
+from _common import run
+
+PARAMS = ("regress",)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--decomposition", required=True)
+    ap.add_argument("--fits", required=True)
+    ap.add_argument("--metrics", required=True)
+    args = ap.parse_args()
+
+    from pathlib import Path
+
+    from biasvar.analysis import regress_all
+    from biasvar.io import write_json
+    from biasvar.params import load_declared
+    from biasvar.params_analysis import RegressParams
+    from biasvar.schema import DECOMPOSITION, FITS, SUMMARY, read_table, write_table
+
+    prm = load_declared(PARAMS)
+    cfg = RegressParams.from_dict(prm.get("regress"))
+    d = Path(args.decomposition)
+    examples = read_table(d / "examples.parquet", DECOMPOSITION)
+    summary = read_table(d / "summary.parquet", SUMMARY)
+    fits, metrics = regress_all(examples, summary, cfg.estimator, cfg.bootstrap, cfg.seed, cfg.ci)
+    write_table(args.fits, fits, FITS, {"regress": prm.get("regress")})
+    write_json(args.metrics, metrics)
+    print(f"regress: {fits.num_rows} fits -> {args.fits}, {args.metrics}")
+
+
+if __name__ == "__main__":
+    run(main)

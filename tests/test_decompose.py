@@ -1,0 +1,196 @@
+"""Decompositions: exact identities, slow per-example references, estimator bias, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biasvar.decompose import (
+    DecompositionError,
+    ce_decomposition,
+    log_softmax,
+    mse_decomposition,
+    neal_split,
+    regression_decomposition,
+    softmax,
+    zero_one_decomposition,
+)
+
+K, N, C = 12, 40, 5
+
+
+@pytest.fixture()
+def random_ensemble():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(K, N, C))
+    labels = rng.integers(0, C, N)
+    return logits, labels
+
+
+# ---------------------------------------------------------------- identities (1e-10)
+def test_mse_identity(random_ensemble):
+    logits, labels = random_ensemble
+    t = mse_decomposition(softmax(logits), labels)
+    np.testing.assert_allclose(t.loss, t.bias2 + t.var, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(t.loss, t.bias2_unbiased + t.var_unbiased, rtol=0, atol=1e-10)
+
+
+def test_ce_identity(random_ensemble):
+    logits, labels = random_ensemble
+    t = ce_decomposition(log_softmax(logits), labels)
+    np.testing.assert_allclose(t.loss, t.bias + t.var, rtol=0, atol=1e-10)
+    assert np.all(t.var >= 0)
+    np.testing.assert_allclose(t.central.sum(-1), 1.0, atol=1e-12)
+
+
+def test_zero_one_identity(random_ensemble):
+    logits, labels = random_ensemble
+    t = zero_one_decomposition(logits.argmax(-1), labels, C)
+    np.testing.assert_allclose(t.error, t.bias + t.net_var, rtol=0, atol=1e-10)
+
+
+def test_neal_identity_on_balanced_grid(random_ensemble):
+    logits, _ = random_ensemble
+    draws = np.repeat(np.arange(4), 3)[np.random.default_rng(1).permutation(K)]  # shuffled
+    p = softmax(logits)
+    t = neal_split(p, draws)
+    var = mse_decomposition(p, np.zeros(N, int)).var
+    np.testing.assert_allclose(t.optimization + t.sampling, var, rtol=0, atol=1e-10)
+    assert (t.n_draws, t.n_seeds) == (4, 3)
+
+
+# ---------------------------------------------------------------- slow references
+def test_against_slow_per_example_loops(random_ensemble):
+    logits, labels = random_ensemble
+    draws = np.repeat(np.arange(3), 4)
+    p = softmax(logits)
+    mse = mse_decomposition(p, labels)
+    ce = ce_decomposition(log_softmax(logits), labels)
+    zo = zero_one_decomposition(logits.argmax(-1), labels, C)
+    neal = neal_split(p, draws)
+    for i in range(N):
+        ps = [list(p[k, i]) for k in range(K)]  # plain lists: the obvious computation
+        y = [1.0 if c == labels[i] else 0.0 for c in range(C)]
+        mean = [sum(ps[k][c] for k in range(K)) / K for c in range(C)]
+        bias2 = sum((mean[c] - y[c]) ** 2 for c in range(C))
+        var = sum(sum((ps[k][c] - mean[c]) ** 2 for c in range(C)) for k in range(K)) / K
+        assert mse.bias2[i] == pytest.approx(bias2, abs=1e-12)
+        assert mse.var[i] == pytest.approx(var, abs=1e-12)
+        # CE: normalized geometric mean, KL from it to each member
+        geo = [np.exp(sum(np.log(ps[k][c]) for k in range(K)) / K) for c in range(C)]
+        z = sum(geo)
+        central = [g / z for g in geo]
+        assert ce.bias[i] == pytest.approx(-np.log(central[labels[i]]), abs=1e-10)
+        kl = [sum(central[c] * np.log(central[c] / ps[k][c]) for c in range(C))
+              for k in range(K)]
+        assert ce.var[i] == pytest.approx(sum(kl) / K, abs=1e-10)
+        # 0-1: mode of votes (ties to the smallest class), Domingos' net variance
+        preds = [int(np.argmax(ps[k])) for k in range(K)]
+        counts = [preds.count(c) for c in range(C)]
+        mode = counts.index(max(counts))
+        b = 1.0 if mode != labels[i] else 0.0
+        v = sum(pr != mode for pr in preds) / K
+        net = v if b == 0 else -sum(pr == labels[i] for pr in preds) / K
+        assert (zo.bias[i], zo.var[i], zo.net_var[i]) == pytest.approx((b, v, net))
+        # Neal: within-draw variance averaged over draws; variance of draw means
+        dm = {d: [sum(ps[k][c] for k in range(K) if draws[k] == d) / 4 for c in range(C)]
+              for d in range(3)}
+        opt = sum(sum((ps[k][c] - dm[draws[k]][c]) ** 2 for c in range(C))
+                  for k in range(K)) / K
+        samp = sum(sum((dm[d][c] - mean[c]) ** 2 for c in range(C)) for d in range(3)) / 3
+        assert neal.optimization[i] == pytest.approx(opt, abs=1e-12)
+        assert neal.sampling[i] == pytest.approx(samp, abs=1e-12)
+
+
+# ---------------------------------------------------------------- estimator bias
+def test_unbiased_estimates_by_simulation():
+    """Members drawn iid around a known mean: unbiased terms hit the truth, plug-in does not."""
+    rng = np.random.default_rng(3)
+    k, n, c = 4, 20000, 3  # n examples act as independent replications
+    mu = np.array([0.6, 0.3, 0.1])
+    eps = rng.normal(scale=0.05, size=(k, n, c))
+    eps -= eps.mean(-1, keepdims=True)  # stay on the simplex
+    p = mu + eps
+    labels = np.zeros(n, int)
+    true_var = (0.05**2 * (1 - 1 / c)) * c  # E||eps||^2 after centering across classes
+    true_bias2 = float(((mu - np.eye(c)[0]) ** 2).sum())
+    t = mse_decomposition(p, labels)
+    se_var = t.var_unbiased.std() / np.sqrt(n)
+    assert abs(t.var_unbiased.mean() - true_var) < 3 * se_var
+    assert t.var.mean() == pytest.approx(true_var * (k - 1) / k, rel=0.02)  # plug-in low
+    se_b = t.bias2_unbiased.std() / np.sqrt(n)
+    assert abs(t.bias2_unbiased.mean() - true_bias2) < 3 * se_b
+    # plug-in bias2 is high by Var/K (= 4 standard errors here), and only by that
+    assert abs(t.bias2.mean() - true_bias2) > 3 * se_b
+    assert abs(t.bias2.mean() - true_bias2 - true_var / k) < 3 * se_b
+
+
+def test_neal_unbiased_by_simulation():
+    """Hierarchical members: draw effect (sd a) + seed effect (sd b)."""
+    rng = np.random.default_rng(4)
+    d, s, n, c = 3, 2, 20000, 2
+    a, b = 0.08, 0.05
+    draw_eff = rng.normal(scale=a, size=(d, 1, n, 1))
+    seed_eff = rng.normal(scale=b, size=(d, s, n, 1))
+    p = 0.5 + np.concatenate([draw_eff + seed_eff, -(draw_eff + seed_eff)], -1)
+    p = p.reshape(d * s, n, c)
+    draws = np.repeat(np.arange(d), s)
+    t = neal_split(p, draws)
+    # per example, ||.||^2 over 2 classes doubles each scalar variance
+    for est, truth in ((t.optimization_unbiased, 2 * b**2), (t.sampling_unbiased, 2 * a**2),
+                       (t.var_unbiased, 2 * (a**2 + b**2))):
+        se = est.std() / np.sqrt(n)
+        assert abs(est.mean() - truth) < 3 * se
+    assert t.optimization.mean() == pytest.approx(2 * b**2 * (s - 1) / s, rel=0.03)
+    truth_mean_var = 2 * (a**2 / d + b**2 / (d * s))
+    se = t.mean_var_unbiased.std() / np.sqrt(n)
+    assert abs(t.mean_var_unbiased.mean() - truth_mean_var) < 3 * se
+
+
+def test_regression_decomposition_by_monte_carlo():
+    rng = np.random.default_rng(5)
+    x = np.linspace(0, 1, 30)
+    f = np.sin(2 * np.pi * x)
+    sigma = 0.3
+    fits = f + 0.2 + rng.normal(scale=0.1, size=(500, 30))  # biased by 0.2, var 0.01
+    t = regression_decomposition(fits, f, sigma**2)
+    y = f + rng.normal(scale=sigma, size=(400, 500, 30))  # a fresh noisy target per fit
+    mc = ((fits[None] - y) ** 2).mean(axis=(0, 1))
+    np.testing.assert_allclose(t.expected_loss, mc, rtol=0.01)
+    np.testing.assert_allclose(t.bias2.mean(), 0.04, rtol=0.05)
+    np.testing.assert_allclose(t.var.mean(), 0.01, rtol=0.1)
+
+
+# ---------------------------------------------------------------- degenerate cases
+def test_identical_members_have_zero_variance(random_ensemble):
+    logits, labels = random_ensemble
+    same = np.repeat(logits[:1], 6, axis=0)
+    assert np.all(mse_decomposition(softmax(same), labels).var == 0)
+    np.testing.assert_allclose(ce_decomposition(log_softmax(same), labels).var, 0, atol=1e-12)
+    assert np.all(zero_one_decomposition(same.argmax(-1), labels, C).var == 0)
+
+
+def test_one_member_is_a_clear_error(random_ensemble):
+    logits, labels = random_ensemble
+    for fn, arg in ((mse_decomposition, softmax(logits[:1])),
+                    (ce_decomposition, log_softmax(logits[:1]))):
+        with pytest.raises(DecompositionError, match="at least 2 members, got 1"):
+            fn(arg, labels)
+    with pytest.raises(DecompositionError, match="at least 2 members"):
+        zero_one_decomposition(logits[:1].argmax(-1), labels, C)
+
+
+def test_one_draw_leaves_sampling_variance_undefined(random_ensemble):
+    logits, _ = random_ensemble
+    t = neal_split(softmax(logits), np.zeros(K, int))
+    assert np.all(np.isnan(t.sampling)) and np.all(np.isnan(t.sampling_unbiased))
+    assert np.all(np.isfinite(t.optimization))
+    assert "sampling variance undefined" in t.note
+    t1 = neal_split(softmax(logits), np.arange(K))  # one seed per draw
+    assert np.all(np.isnan(t1.optimization)) and "cannot be separated" in t1.note
+
+
+def test_unbalanced_grid_is_refused(random_ensemble):
+    logits, _ = random_ensemble
+    with pytest.raises(DecompositionError, match="balanced"):
+        neal_split(softmax(logits), np.array([0] * 5 + [1] * 7))

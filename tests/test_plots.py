@@ -1,0 +1,143 @@
+"""Figures render from small synthetic tables (no training) with the right axes and series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biasvar import plots
+from biasvar.analysis import decompose_all, regress_all
+from biasvar.logits import logits_table, write_config
+from biasvar.report import Report, main_report, markdown_table, threshold_width, write_report
+
+NOISE, WIDTHS = [0.0, 0.2], [4, 8, 16]
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """Decomposition / fits tables of a synthetic sweep: 6 members (3 draws x 2 seeds)."""
+    root = tmp_path_factory.mktemp("logits")
+    rng = np.random.default_rng(0)
+    n_test, n_train, c = 60, 40, 10
+    y_test, y_train = rng.integers(0, c, n_test), rng.integers(0, c, n_train)
+    members = np.arange(6)
+    for p in NOISE:
+        for w in WIDTHS:
+            # wider = more confident and more right, so the sweep has a trend
+            def logits(y, n, w=w):
+                base = rng.normal(size=(1, n, c)) + np.eye(c)[y] * np.log2(w)
+                return (base + rng.normal(scale=1.0, size=(6, n, c))).astype(np.float32)
+            t = logits_table(p, w, members, members // 2, members % 2,
+                             {"test": (logits(y_test, n_test), y_test),
+                              "train": (logits(y_train, n_train), y_train)})
+            write_config(root, p, w, t, {})
+    noisy = {p: rng.uniform(size=n_train) < p for p in NOISE}
+    ex, sm, rl = decompose_all(root, noisy, NOISE, WIDTHS, n_boot=20, seed=0, ci=0.9, n_bins=10)
+    fits, metrics = regress_all(ex, sm, "plugin", n_boot=20, seed=0, ci=0.9)
+    steps = np.arange(10, 110, 10)
+    curves = pd.DataFrame([
+        {"label_noise": p, "width": w, "member": m, "step": s, "train_loss": 2.0 / s * w,
+         "train_accuracy": 0.5, "test_loss": 1.0, "test_accuracy": 0.3 + 0.001 * s}
+        for p in NOISE for w in WIDTHS for m in range(6) for s in steps])
+    return {"examples": ex.to_pandas(), "summary": sm.to_pandas(),
+            "reliability": rl.to_pandas(), "fits": fits.to_pandas(), "metrics": metrics,
+            "curves": curves}
+
+
+STYLE = plots.Style(max_points=50)
+
+
+def _lines(ax):
+    return [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
+def test_alignment_figure(tables):
+    fig = plots.alignment_figure(tables["examples"], tables["fits"], 0.0, STYLE)
+    axes = fig.get_axes()
+    assert len(axes) == len(WIDTHS)
+    for ax, w in zip(axes, WIDTHS, strict=True):
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_xlabel() == "bias² (MSE on probabilities)"
+        assert ax.get_ylabel() == "variance"
+        assert ax.get_title() == f"width {w}"
+        labels = {ln.get_label() for ln in _lines(ax)}
+        assert {"y = x", "OLS fit, correct examples"} <= labels
+        assert any("slope" in t.get_text() for t in ax.texts)
+
+
+def test_terms_vs_width_figure(tables):
+    fig = plots.terms_vs_width_figure(tables["summary"], STYLE)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == [name for _, name in plots.TERMS]
+    for ax in axes:
+        assert ax.get_xscale() == "log" and ax.get_xlabel() == "width (hidden units)"
+        assert len(_lines(ax)) == len(NOISE)  # one series per label-noise level
+        np.testing.assert_array_equal(_lines(ax)[0].get_xdata(), WIDTHS)
+        assert len(ax.collections) == len(NOISE)  # a CI band per series
+
+
+def test_error_vs_width_figure_marks_the_threshold(tables):
+    fig = plots.error_vs_width_figure(tables["summary"], 6.0, STYLE)
+    axes = fig.get_axes()
+    assert len(axes) == 2
+    for ax in axes:
+        assert ax.get_ylabel() == "0-1 error (fraction)"
+        labels = [ln.get_label() for ln in _lines(ax)]
+        assert labels.count("parameters = training examples") == 1
+        assert len(labels) == 2 * len(NOISE) + 1  # test + train per level, + threshold
+
+
+def test_calibration_and_curves_figures(tables):
+    fig = plots.calibration_figure(tables["reliability"], tables["summary"], tables["fits"], 0.0,
+                                   STYLE)
+    a, b, c = fig.get_axes()
+    assert a.get_xlabel() == "confidence (top probability)" and a.get_ylabel() == "accuracy"
+    assert len(_lines(a)) == len(WIDTHS) + 1  # one diagram per width + diagonal
+    assert b.get_ylabel() == "ECE" and len(_lines(b)) == 2 * len(NOISE)
+    assert c.get_ylabel() == "mean log(variance / bias²)" and len(_lines(c)) == len(NOISE)
+    fig = plots.curves_figure(tables["curves"], STYLE)
+    axes = fig.get_axes()
+    assert len(axes) == 2 * len(NOISE)
+    assert axes[0].get_yscale() == "log" and axes[1].get_ylabel() == "test accuracy"
+    assert all(len(_lines(ax)) == len(WIDTHS) for ax in axes)
+
+
+def test_report_readme_embeds_every_figure(tables, tmp_path):
+    t = tables
+    rep = main_report(t["examples"], t["summary"], t["reliability"], t["fits"], t["curves"],
+                      t["metrics"], STYLE, "mlp", 2, False)
+    assert isinstance(rep, Report) and len(rep.figures) == 5
+    write_report(rep, tmp_path / "r", t["metrics"], dpi=40)
+    readme = (tmp_path / "r" / "README.md").read_text()
+    for fg in rep.figures:
+        assert (tmp_path / "r" / f"{fg.name}.png").stat().st_size > 1000
+        assert f"![{fg.title}]({fg.name}.png)" in readme
+        assert fg.caption in readme
+    assert "| label_noise | width | slope |" in readme
+    assert (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_threshold_width_solves_the_parameter_count():
+    # MLP depth 2: h^2 + 52 h + 10 = 4000 (UDL's "h near 44"); the exact root is 42.30
+    w = threshold_width("mlp", 2, False, 4000, [2, 400])
+    assert w == pytest.approx((-52 + np.sqrt(52**2 + 4 * 3990)) / 2, abs=0.05)
+    assert threshold_width("mlp", 2, False, 4000, [2, 30]) is None  # not in the sweep
+    assert threshold_width("logistic", 1, False, 4000, [1, 10]) is None
+
+
+def test_markdown_table_formats_nan():
+    s = markdown_table(pd.DataFrame({"a": [1.23456, np.nan], "b": ["x", "y"]}))
+    assert s.splitlines() == ["| a | b |", "|---|---|", "| 1.235 | x |", "| — | y |"]
+
+
+def test_style_validation_names_the_key():
+    from biasvar.errors import ParamError
+
+    good = {"report": "default", "theme": "whitegrid", "context": "paper", "panel_size": 2.5,
+            "dpi": 100, "max_points": 100}
+    assert plots.Style.from_dict(good).dpi == 100
+    with pytest.raises(ParamError, match=r"plot\.theme = 'neon'"):
+        plots.Style.from_dict({**good, "theme": "neon"})
+    with pytest.raises(ParamError, match=r"plot\.report = '\.\./x'"):
+        plots.Style.from_dict({**good, "report": "../x"})
