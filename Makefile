@@ -2,11 +2,14 @@
 #   make pipeline   install into .venv, validate params.yaml, run `dvc repro`
 #   make test       install into .venv, run ruff and the test suite
 # `make install` alone sets up .venv; `make bench` runs the training benchmark.
+#   make parallel JOBS=n   the pipeline with its blocks trained by n parallel jobs
+#                          (default: one per GPU, else one per core); README "Reproducibility"
+#   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lint bench
+.PHONY: install pipeline test lint bench parallel paper
 
 install:
 	bash scripts/install.sh
@@ -23,3 +26,10 @@ test: install lint
 
 bench: install
 	python bench/bench_train.py
+
+JOBS ?=
+parallel: install
+	python -m biasvar.parallel $(if $(JOBS),-j $(JOBS))
+
+paper: install
+	python -m biasvar.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper

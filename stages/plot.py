@@ -33,7 +33,7 @@ def main() -> None:
     summary = read_table(d / "summary.parquet", SUMMARY).to_pandas()
     reliability = read_table(d / "reliability.parquet", RELIABILITY).to_pandas()
     fits = read_table(args.fits, FITS).to_pandas()
-    metrics = read_json(args.metrics)
+    metrics = {"alignment": read_json(args.metrics)}
     import pandas as pd
 
     curves = pd.read_csv(args.curves)

@@ -128,11 +128,16 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
         f"power law whose OLS slope per width is {slopes} (1 would be exact alignment), "
         f"with y = x dashed.",
         plots.alignment_figure(examples, fits, clean, style)))
+    test = summary[summary.partition == "test"]
+    peaks = []
+    for p, d in test[test.quantity == "mse_var"].groupby("label_noise"):
+        top = d.loc[d.value.idxmax()]
+        peaks.append(f"{top.value:.3f} at width {int(top.width)} ({plots._noise_label(p)})")
     rep.figures.append(Figure(
         "bias_variance_width", "Bias and variance vs width",
         "Mean bias², variance and its optimization (within draw) and sampling (across draws) "
         "parts, and ensemble and member test error against width, for clean and noisy labels, "
-        "with 95 % bootstrap bands over draws.",
+        f"with 95 % bootstrap bands over draws; the variance peaks at {'; '.join(peaks)}.",
         plots.terms_vs_width_figure(summary, style)))
     thr_text = (f"the dashed line marks width {thr:.1f}, where a member's parameters equal "
                 f"the {n_train} training examples" if thr else

@@ -1,0 +1,269 @@
+"""The reproducibility guarantees, proved by reading what DVC ran (issue 6).
+
+One temporary git repo copy of the project with tiny params is shared by the
+scenarios 1-9 (a module fixture runs the whole pipeline once and commits the
+result). The scenario tests run in file order; each starts from a clean,
+up-to-date repo (checked) and leaves one (by committing or restoring).
+Scenario 10 and the cluster simulation use fresh copies of their own and
+compare their logits with the shared copy's first run.
+
+What a `dvc repro` ran is read from its output: "Running stage 'X'" means the
+command ran, "Stage 'X' is cached - skipping run" means DVC restored X's
+outputs from the run-cache without running it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline import make_project, sh
+
+pytestmark = pytest.mark.pipeline
+
+NOISE = [0.0]
+WIDTHS = [4, 8]
+BLOCKS = [0, 1]
+TINY = {
+    "data": {"label_noise": NOISE, "num_samples": 200, "train_split": 0.5},
+    "ensemble": {"widths": WIDTHS, "blocks": BLOCKS, "block_size": 2, "seeds_per_draw": 2},
+    "train": {"steps": 20, "log_every": 10, "batch_size": 50},
+    "decompose": {"bootstrap": 10},
+    "regress": {"bootstrap": 10},
+    "tradeoff": {"hidden_units": [1, 2, 3], "n_datasets": 4, "n_grid": 20, "test_draws": 1},
+    "ridgeless": {"n_features": [1, 3, 5, 8], "n_train": 5, "n_test": 50, "repeats": 3},
+    "spectral": {"frequencies": [2, 4], "n_points": 16, "log_every": 5,
+                 "base": {"amplitudes": "equal", "activation": "relu", "depth": 1, "width": 8,
+                          "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "steps": 10},
+                 "configs": {"relu-equal": {"activation": "relu"}}},
+    "runtime": {"progress": False, "threads": 1},
+}
+# the stages downstream of the train blocks
+DOWNSTREAM = {"collect", "decompose", "regress", "probe", "plot"}
+
+RAN = re.compile(r"^Running stage '([^']+)'", re.M)
+CACHED = re.compile(r"^Stage '([^']+)' is cached - skipping run", re.M)
+
+
+def trains(noise=NOISE, widths=WIDTHS, blocks=BLOCKS) -> set[str]:
+    return {f"train@{n}-{w}-{b}" for n in noise for w in widths for b in blocks}
+
+
+def dvc(proj: Path, *args: str, check: bool = True):
+    return sh(proj, sys.executable, "-m", "dvc", *args, check=check)
+
+
+@dataclass
+class Repro:
+    """What one `dvc repro` did: stages run, stages restored from the run-cache, stdout."""
+
+    ran: set[str]
+    cached: set[str]
+    stdout: str
+
+
+def repro(proj: Path, *args: str) -> Repro:
+    out = dvc(proj, "repro", *args).stdout
+    return Repro(set(RAN.findall(out)), set(CACHED.findall(out)), out)
+
+
+def out_of_date(proj: Path) -> set[str]:
+    return set(json.loads(dvc(proj, "status", "--json").stdout or "{}"))
+
+
+def edit_params(proj: Path, edit) -> None:
+    path = proj / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit(proj: Path, message: str) -> None:
+    sh(proj, "git", "add", "-A")
+    sh(proj, "git", "commit", "-qm", message, check=False)  # nothing to commit is fine
+
+
+def assert_clean(proj: Path) -> None:
+    """The starting state of every scenario: nothing uncommitted, nothing out of date."""
+    assert sh(proj, "git", "status", "--porcelain").stdout == ""
+    assert out_of_date(proj) == set()
+
+
+def logits_hashes(proj: Path) -> dict[str, str]:
+    files = sorted((proj / "data" / "collected" / "logits").glob("*.parquet"))
+    assert files, "no collected logits"
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def declaring_stages(proj: Path, source: str) -> set[str]:
+    """Every stage whose dvc.yaml entry lists ``source`` as a dependency."""
+    spec = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
+    names = dvc(proj, "stage", "list", "--name-only").stdout.split()
+    groups = {g for g, s in spec.items() if source in s.get("do", s).get("deps", [])}
+    return {n for n in names if n.split("@")[0] in groups}
+
+
+@dataclass
+class Shared:
+    path: Path
+    first_run: Repro
+    logits: dict[str, str]  # sha256 of each collected Parquet after the first run
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Shared:
+    proj = make_project(tmp_path_factory.mktemp("repro"), TINY)
+    first = repro(proj)  # the whole pipeline, up to the plot stage
+    commit(proj, "first run")
+    return Shared(proj, first, logits_hashes(proj))
+
+
+def test_01_second_repro_runs_nothing(shared):
+    proj = shared.path
+    assert {"generate@0.0", "split@0", "plot"} | trains() <= shared.first_run.ran
+    assert_clean(proj)
+    r = repro(proj)
+    assert r.ran == set() and r.cached == set()
+    assert "Data and pipelines are up to date." in r.stdout
+
+
+def test_06_runtime_settings_rerun_nothing(shared):
+    proj = shared.path
+    assert_clean(proj)
+    edit_params(proj, lambda p: p["runtime"].update(device="cpu", threads=2, progress=True))
+    assert out_of_date(proj) == set()
+    assert repro(proj).ran == set()
+    sh(proj, "git", "checkout", "--", "params.yaml")
+
+
+def test_02_plot_param_reruns_only_plot(shared):
+    proj = shared.path
+    assert_clean(proj)
+    edit_params(proj, lambda p: p["plot"].update(dpi=72, theme="ticks"))
+    assert repro(proj).ran == {"plot"}
+    commit(proj, "plot style")
+
+
+def test_07_library_source_reruns_exactly_the_stages_declaring_it(shared):
+    proj = shared.path
+    assert_clean(proj)
+    sources = ["src/biasvar/alignment.py", "src/biasvar/toy.py"]
+    declaring = set().union(*(declaring_stages(proj, s) for s in sources))
+    assert declaring == {"regress", "tradeoff"}
+    for s in sources:
+        with open(proj / s, "a") as f:
+            f.write("# an edit that changes no result\n")
+    assert out_of_date(proj) == declaring
+    r = repro(proj)
+    # Both rerun and write byte-identical outputs, so `plot`, which reads them,
+    # finds its dependencies unchanged and does not rerun.
+    assert r.ran == declaring
+    assert "Stage 'plot' didn't change, skipping" in r.stdout
+    commit(proj, "edit sources")
+
+
+LR = 0.02  # scenarios 3, 8 and 9; the fixture's lr is the default 0.01
+
+
+def test_03_train_hyperparameter_reruns_train_and_downstream_only(shared):
+    proj = shared.path
+    assert_clean(proj)
+    edit_params(proj, lambda p: p["train"].update(lr=LR))
+    r = repro(proj)
+    assert r.ran == trains() | DOWNSTREAM  # not generate, split or the studies
+    assert logits_hashes(proj) != shared.logits
+    commit(proj, f"lr {LR}")
+
+
+def test_08_reverting_a_param_restores_from_the_run_cache(shared):
+    proj = shared.path
+    assert_clean(proj)
+    edit_params(proj, lambda p: p["train"].update(lr=0.01))
+    r = repro(proj)
+    assert not any(s.startswith("train@") for s in r.ran)
+    assert r.ran == set()  # nothing runs at all: every stage's earlier run is cached
+    assert r.cached == trains() | DOWNSTREAM
+    assert logits_hashes(proj) == shared.logits
+    commit(proj, "lr back to 0.01")
+
+
+def test_09_exp_run_metrics_appear_in_exp_show(shared):
+    proj = shared.path
+    assert_clean(proj)
+    r = dvc(proj, "exp", "run", "-n", "lr-002", "-S", f"train.lr={LR}")
+    # scenario 3 ran these params already: the experiment comes from the run-cache
+    assert "Running stage 'train@" not in r.stdout
+    expected = json.loads((proj / "metrics" / "alignment.json").read_text())
+    rows = json.loads(dvc(proj, "exp", "show", "--json").stdout)
+    exps = {e["name"]: e for row in rows for exp in row.get("experiments") or []
+            for e in exp["revs"]}
+    assert "lr-002" in exps
+    data = exps["lr-002"]["data"]
+    assert data["params"]["params.yaml"]["data"]["train"]["lr"] == LR
+    assert data["metrics"]["metrics/alignment.json"]["data"] == expected
+    # back to the committed state (the experiment stays in .git/refs/exps)
+    sh(proj, "git", "reset", "-q", "--hard")
+    dvc(proj, "checkout")
+
+
+def test_04_adding_a_block_trains_only_that_block(shared):
+    proj = shared.path
+    assert_clean(proj)
+    edit_params(proj, lambda p: p["ensemble"].update(blocks=BLOCKS + [2]))
+    r = repro(proj)
+    splits = {f"split@{b}" for b in BLOCKS + [2]}  # split declares the sweep axes on purpose
+    assert r.ran == trains(blocks=[2]) | splits | DOWNSTREAM
+    commit(proj, "block 2")
+
+
+def test_05_adding_a_width_trains_only_that_widths_blocks(shared):
+    proj = shared.path
+    assert_clean(proj)
+    edit_params(proj, lambda p: p["ensemble"].update(widths=WIDTHS + [16]))
+    r = repro(proj)
+    # split@* rerun in a second with byte-identical outputs (they validate the
+    # sweep axes), so no existing block retrains
+    splits = {f"split@{b}" for b in BLOCKS + [2]}
+    assert r.ran == trains(widths=[16], blocks=BLOCKS + [2]) | splits | DOWNSTREAM
+    commit(proj, "width 16")
+
+
+def test_10_runs_from_scratch_give_byte_identical_logits(shared, tmp_path):
+    """A second run from an empty cache, with blocks in 2 parallel jobs, equals the first."""
+    proj = make_project(tmp_path / "scratch", TINY)
+    r = sh(proj, sys.executable, "-m", "biasvar.parallel", "-j", "2", "--gpus", "none", "collect")
+    for stage in trains():
+        assert f"] {stage}: ok" in r.stdout  # trained by a job of the pool
+    final = r.stdout.rsplit("+ dvc repro collect", 1)[1]
+    assert RAN.findall(final) == ["collect"]  # the last plain repro trained nothing
+    assert logits_hashes(proj) == shared.logits
+
+
+def test_cluster_workers_push_run_cache_and_the_assembler_trains_nothing(shared, tmp_path):
+    """Two worker clones train a block each and push; a third clone assembles."""
+    origin = make_project(tmp_path / "origin", TINY)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    dvc(origin, "remote", "add", "-d", "shared", str(remote))
+    commit(origin, "shared remote")
+
+    for block in BLOCKS:  # one worker (one array task) per block
+        worker = tmp_path / f"worker-{block}"
+        sh(tmp_path, "git", "clone", "-q", str(origin), str(worker))
+        r = repro(worker, *sorted(trains(blocks=[block])))
+        assert {s for s in r.ran if s.startswith("train@")} == trains(blocks=[block])
+        dvc(worker, "push", "--run-cache")
+
+    assembler = tmp_path / "assembler"
+    sh(tmp_path, "git", "clone", "-q", str(origin), str(assembler))
+    r = repro(assembler, "--pull", "collect")
+    assert "Running stage 'train@" not in r.stdout
+    assert r.ran == {"collect"}
+    assert trains() <= r.cached
+    assert logits_hashes(assembler) == shared.logits
