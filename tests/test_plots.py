@@ -141,3 +141,32 @@ def test_style_validation_names_the_key():
         plots.Style.from_dict({**good, "theme": "neon"})
     with pytest.raises(ParamError, match=r"plot\.report = '\.\./x'"):
         plots.Style.from_dict({**good, "report": "../x"})
+
+
+def test_study_figures():
+    d = np.arange(1, 7)
+    trade = pd.DataFrame({"hidden_units": d, "noise": 0.09, "bias2": 0.3 / d,
+                          "variance": 0.02 * d, "total": 0.09 + 0.3 / d + 0.02 * d,
+                          "test_loss": 0.09 + 0.3 / d + 0.02 * d, "test_loss_se": 0.01})
+    ax = plots.tradeoff_figure(trade, STYLE).get_axes()[0]
+    assert ax.get_xlabel() == "hidden units D (fixed first layer)"
+    assert {"bias²", "variance", "noise + bias² + variance"} <= {ln.get_label()
+                                                                 for ln in _lines(ax)}
+    p = np.array([1, 5, 10, 15, 20, 100])
+    ridge = pd.DataFrame({"n_features": p, "n_train": 15, "train_mse_median": [1, .5, .1, 0, 0, 0],
+                          "test_mse_median": [1, 2, 10, 1e5, 3, 1], "test_mse_q25": 0.5,
+                          "test_mse_q75": 2.0})
+    ax = plots.ridgeless_figure(ridge, STYLE).get_axes()[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "features = samples (P = N = 15)" in [ln.get_label() for ln in _lines(ax)]
+    spec = pd.DataFrame([{"config": c, "step": s, "frequency": k,
+                          "normalized_magnitude": min(1.0, s / (10 * k))}
+                         for c in ("relu", "tanh") for s in range(0, 100, 10) for k in (5, 10)])
+    axes = plots.spectral_figure(spec, STYLE).get_axes()
+    assert [a.get_title() for a in axes[:2]] == ["relu", "tanh"]  # + the colorbar axis
+    assert axes[0].get_ylabel() == "frequency k" and len(axes[0].images) == 1
+    er = pd.DataFrame([{"label_noise": q, "width": w, "erank_mean": 0.7 * w, "erank_sd": 0.1,
+                        "erank_ratio_mean": 0.7} for q in NOISE for w in WIDTHS])
+    a, b = plots.erank_figure(er, STYLE).get_axes()
+    assert a.get_yscale() == "log" and b.get_ylabel() == "effective rank / width"
+    assert len(_lines(b)) == len(NOISE)
