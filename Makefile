@@ -15,7 +15,7 @@ install:
 	bash scripts/install.sh
 
 pipeline: install
-	python -m biasvar.validate params.yaml
+	python -m biasvar.tools.validate params.yaml
 	dvc repro
 
 lint:
@@ -29,7 +29,7 @@ bench: install
 
 JOBS ?=
 parallel: install
-	python -m biasvar.parallel $(if $(JOBS),-j $(JOBS))
+	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS))
 
 paper: install
-	python -m biasvar.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper
+	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper

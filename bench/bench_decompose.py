@@ -54,8 +54,8 @@ def main() -> None:
     ap.add_argument("--slow-examples", type=int, default=200)
     args = ap.parse_args()
 
-    from biasvar.decompose import softmax
-    from biasvar.summary import per_example
+    from biasvar.analysis.decompose import softmax
+    from biasvar.analysis.summary import per_example
 
     rng = np.random.default_rng(0)
     k, n, c = args.members, args.examples, args.classes

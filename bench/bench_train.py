@@ -44,7 +44,7 @@ def plain_loop(x: np.ndarray, y: np.ndarray, idx: np.ndarray, width: int, steps:
     """One member the textbook way; returns seconds."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from biasvar.models import reference_model
+    from biasvar.ensemble.models import reference_model
 
     torch.manual_seed(seed)
     model = reference_model("mlp", width, depth=2, residual=True)
@@ -68,17 +68,19 @@ def plain_loop(x: np.ndarray, y: np.ndarray, idx: np.ndarray, width: int, steps:
 
 def block(ds, members: int, width: int, steps: int, batch: int) -> tuple[float, int]:
     """A vectorized block; returns (seconds, parameters per member)."""
-    from biasvar.models import n_parameters
-    from biasvar.params import ModelParams, RuntimeParams, TrainParams
-    from biasvar.splits import make_split
-    from biasvar.train import BlockSpec, train_block
+    from biasvar.core.config import RuntimeParams
+    from biasvar.data.splits import make_split
+    from biasvar.ensemble.config import ModelParams, TrainParams
+    from biasvar.ensemble.models import n_parameters
+    from biasvar.ensemble.train import BlockSpec, train_block
 
     split = make_split("bootstrap", ds.n_train, list(range(members)), seed=0)
     spec = BlockSpec(tuple(range(members)), tuple(range(members)), (0,) * members, width)
     # log_every = steps: one evaluation at the end, as the plain loop has none.
-    r = train_block(ds, split, spec, ModelParams("mlp", 2, True),
-                    TrainParams("adam", 1e-2, 0.9, 0.0, steps, batch, 0, steps),
-                    RuntimeParams("cpu", 0, False))
+    r = train_block(ds, split, spec, ModelParams(arch="mlp", depth=2, residual=True),
+                    TrainParams(optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
+                                steps=steps, batch_size=batch, seed=0, log_every=steps),
+                    RuntimeParams(device="cpu", threads=0, progress=False))
     return r.seconds, n_parameters("mlp", width, 2, True)
 
 
@@ -91,8 +93,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
-    from biasvar.data import generate
-    from biasvar.splits import draw_indices
+    from biasvar.data.dataset import generate
+    from biasvar.data.splits import draw_indices
 
     ds = generate(5000, 0.8, 42, 0.0, 0)  # the reference 4000 / 1000 split
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)

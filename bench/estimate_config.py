@@ -35,11 +35,12 @@ def main() -> None:
 
     import numpy as np
 
-    from biasvar.data import generate
-    from biasvar.overrides import check, read_config
-    from biasvar.params import ModelParams, RuntimeParams, TrainParams
-    from biasvar.splits import make_split
-    from biasvar.train import BlockSpec, train_block
+    from biasvar.core.config import RuntimeParams
+    from biasvar.data.dataset import generate
+    from biasvar.data.splits import make_split
+    from biasvar.ensemble.config import ModelParams, TrainParams
+    from biasvar.ensemble.train import BlockSpec, train_block
+    from biasvar.tools.overrides import check, read_config
 
     p = check(ROOT / "params.yaml", read_config(args.config))
     data, ens = p["data"], p["ensemble"]
@@ -47,7 +48,7 @@ def main() -> None:
     steps = max(p["train"]["log_every"], round(full_steps * args.fraction))
     train_cfg = TrainParams.from_dict({**p["train"], "steps": steps})
     model_cfg = ModelParams.from_dict(p["model"])
-    runtime = RuntimeParams(args.device, args.threads, False)
+    runtime = RuntimeParams(device=args.device, threads=args.threads, progress=False)
     ds = generate(data["num_samples"], data["train_split"], data["seed"],
                   max(data["label_noise"]), data["noise_seed"])
     size, spd = ens["block_size"], ens["seeds_per_draw"]

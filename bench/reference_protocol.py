@@ -33,11 +33,12 @@ def main() -> None:
 
     import numpy as np
 
-    from biasvar.data import generate
-    from biasvar.models import n_parameters
-    from biasvar.params import ModelParams, RuntimeParams, TrainParams
-    from biasvar.splits import make_split
-    from biasvar.train import BlockSpec, train_block
+    from biasvar.core.config import RuntimeParams
+    from biasvar.data.dataset import generate
+    from biasvar.data.splits import make_split
+    from biasvar.ensemble.config import ModelParams, TrainParams
+    from biasvar.ensemble.models import n_parameters
+    from biasvar.ensemble.train import BlockSpec, train_block
 
     ds = generate(5000, 0.8, 42, 0.0, 0)
     split = make_split("full", ds.n_train, [0], seed=0)
@@ -45,9 +46,10 @@ def main() -> None:
     rows = []
     for arch in ("logistic", "mlp", "cnn"):
         spec = BlockSpec(spec_members, (0,) * args.members, spec_members, WIDTH[arch])
-        r = train_block(ds, split, spec, ModelParams(arch, 2, True),
-                        TrainParams("adam", 1e-2, 0.9, 0.0, args.steps, 100, 0, 500),
-                        RuntimeParams("cpu", 0, False))
+        r = train_block(ds, split, spec, ModelParams(arch=arch, depth=2, residual=True),
+                        TrainParams(optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
+                                    steps=args.steps, batch_size=100, seed=0, log_every=500),
+                        RuntimeParams(device="cpu", threads=0, progress=False))
         acc = 100 * np.array([m["test_accuracy"] for m in r.metrics])
         rows.append((arch, n_parameters(arch, WIDTH[arch], 2, True), acc, r.seconds))
         print(f"{arch}: {acc.round(1).tolist()} in {r.seconds:.0f}s", flush=True)

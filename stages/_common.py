@@ -17,7 +17,7 @@ if str(SRC) not in sys.path:
 
 def run(main) -> None:
     """Call ``main()``; a ``BiasvarError`` becomes ``error: <one line>`` and exit code 2."""
-    from biasvar.errors import BiasvarError
+    from biasvar.core.errors import BiasvarError
 
     try:
         main()

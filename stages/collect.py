@@ -13,15 +13,16 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from biasvar.logits import collect
-    from biasvar.params import EnsembleParams, check_label_noise, load_declared
+    from biasvar.core.config import load_declared
+    from biasvar.data.config import EnsembleParams, check_label_noise
+    from biasvar.ensemble.logits import collect
 
     prm = load_declared(PARAMS)
     # Raw values (not floats) so directory names match dvc.yaml's ${item.noise} rendering.
     noise = prm.get("data.label_noise")
     for v in noise:
         check_label_noise("data.label_noise", v)
-    ens: EnsembleParams = prm.section("ensemble")
+    ens = prm.section(EnsembleParams)
     summary = collect(args.members, args.out, noise, list(ens.widths), list(ens.blocks),
                       ens.block_members)
     print(f"collect: {summary['members']} members in {summary['configs']} configs -> {args.out}")

@@ -16,15 +16,16 @@ def main() -> None:
 
     from pathlib import Path
 
-    from biasvar.analysis import decompose_all
-    from biasvar.data import load_dataset
-    from biasvar.io import atomic_dir
-    from biasvar.params import check_label_noise, check_width, load_declared
-    from biasvar.params_analysis import DecomposeParams
-    from biasvar.schema import DECOMPOSITION, RELIABILITY, SUMMARY, write_table
+    from biasvar.analysis.config import DecomposeParams
+    from biasvar.analysis.tables import decompose_all
+    from biasvar.core.config import load_declared
+    from biasvar.core.io import atomic_dir
+    from biasvar.core.schema import DECOMPOSITION, RELIABILITY, SUMMARY, write_table
+    from biasvar.data.config import check_label_noise, check_width
+    from biasvar.data.dataset import load_dataset
 
     prm = load_declared(PARAMS)
-    cfg = DecomposeParams.from_dict(prm.get("decompose"))
+    cfg = prm.section(DecomposeParams)
     noise = prm.get("data.label_noise")  # raw values: they name the files
     widths = prm.get("ensemble.widths")
     for i, v in enumerate(noise):

@@ -13,11 +13,12 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from biasvar.data import generate, save_dataset
-    from biasvar.params import DataParams, load_declared
+    from biasvar.core.config import load_declared
+    from biasvar.data.config import DataParams
+    from biasvar.data.dataset import generate, save_dataset
 
     prm = load_declared(PARAMS)
-    cfg = DataParams.from_dict({**prm.subset("data", DataParams.KEYS[1:]),
+    cfg = DataParams.from_dict({**prm.subset("data", DataParams.keys()[1:]),
                                 "label_noise": [args.label_noise]})
     ds = generate(cfg.num_samples, cfg.train_split, cfg.seed, cfg.label_noise[0],
                   cfg.noise_seed)

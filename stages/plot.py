@@ -19,15 +19,16 @@ def main() -> None:
 
     from pathlib import Path
 
-    from biasvar.io import read_json
-    from biasvar.params import load_declared
-    from biasvar.plots import Style
-    from biasvar.report import add_studies, main_report, write_report
-    from biasvar.schema import DECOMPOSITION, FITS, RELIABILITY, SUMMARY, read_table
+    from biasvar.core.config import load_declared
+    from biasvar.core.io import read_json
+    from biasvar.core.schema import DECOMPOSITION, FITS, RELIABILITY, SUMMARY, read_table
+    from biasvar.ensemble.config import ModelParams
+    from biasvar.report.config import Style
+    from biasvar.report.document import add_studies, main_report, write_report
 
     prm = load_declared(PARAMS)
-    style = Style.from_dict(prm.get("plot"))
-    model = prm.section("model")
+    style = prm.section(Style)
+    model = prm.section(ModelParams)
     d = Path(args.decomposition)
     examples = read_table(d / "examples.parquet", DECOMPOSITION).to_pandas()
     summary = read_table(d / "summary.parquet", SUMMARY).to_pandas()

@@ -18,13 +18,14 @@ def main() -> None:
 
     from pathlib import Path
 
-    from biasvar.data import load_dataset
-    from biasvar.params import check_label_noise, check_width, load_declared, load_runtime
-    from biasvar.probes import ProbeParams, run_probe
-    from biasvar.studies import write_csv, write_result
+    from biasvar.core.config import load_declared, load_runtime
+    from biasvar.data.config import check_label_noise, check_width
+    from biasvar.data.dataset import load_dataset
+    from biasvar.studies.common import write_csv, write_result
+    from biasvar.studies.effective_rank import ProbeParams, run_probe
 
     prm = load_declared(PARAMS)
-    cfg = ProbeParams.from_dict(prm.get("probe"))
+    cfg = prm.section(ProbeParams)
     noise = prm.get("data.label_noise")  # raw values: they name the directories
     widths = prm.get("ensemble.widths")
     blocks = prm.get("ensemble.blocks")

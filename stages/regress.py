@@ -16,14 +16,14 @@ def main() -> None:
 
     from pathlib import Path
 
-    from biasvar.analysis import regress_all
-    from biasvar.io import write_json
-    from biasvar.params import load_declared
-    from biasvar.params_analysis import RegressParams
-    from biasvar.schema import DECOMPOSITION, FITS, SUMMARY, read_table, write_table
+    from biasvar.analysis.config import RegressParams
+    from biasvar.analysis.regress import regress_all
+    from biasvar.core.config import load_declared
+    from biasvar.core.io import write_json
+    from biasvar.core.schema import DECOMPOSITION, FITS, SUMMARY, read_table, write_table
 
     prm = load_declared(PARAMS)
-    cfg = RegressParams.from_dict(prm.get("regress"))
+    cfg = prm.section(RegressParams)
     d = Path(args.decomposition)
     examples = read_table(d / "examples.parquet", DECOMPOSITION)
     summary = read_table(d / "summary.parquet", SUMMARY)

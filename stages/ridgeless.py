@@ -13,9 +13,9 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics (JSON)")
     args = ap.parse_args()
 
-    from biasvar.params import load_declared
-    from biasvar.ridgeless import RidgelessParams, run_ridgeless
-    from biasvar.studies import write_result
+    from biasvar.core.config import load_declared
+    from biasvar.studies.common import write_result
+    from biasvar.studies.ridgeless import RidgelessParams, run_ridgeless
 
     cfg = RidgelessParams.from_dict(load_declared(PARAMS).get("ridgeless"))
     result = run_ridgeless(cfg.n_features, cfg.n_train, cfg.n_test, cfg.repeats, cfg.noise_std,

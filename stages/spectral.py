@@ -16,16 +16,16 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics (JSON)")
     args = ap.parse_args()
 
-    from biasvar.params import load_declared, load_runtime
-    from biasvar.spectral import SpectralParams, fit_spectral
-    from biasvar.studies import write_result
+    from biasvar.core.config import load_declared, load_runtime
+    from biasvar.studies.common import write_result
+    from biasvar.studies.spectral import SpectralParams, fit_spectral
 
     prm = load_declared(p.replace("${key}", args.config) for p in PARAMS)
     raw = {k: prm.get(f"spectral.{k}") for k in ("frequencies", "n_points", "log_every", "seed",
                                                   "base")}
     raw["configs"] = {args.config: prm.get(f"spectral.configs.{args.config}")}
     cfg = SpectralParams.from_dict(raw)
-    c = cfg.configs[0]
+    c = cfg.runs[0]
     # A 200-point full-batch MLP is too small to gain from threads, and on a busy
     # machine a second thread mostly waits: one thread unless runtime.threads says.
     threads = load_runtime().threads or 1

@@ -20,16 +20,16 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from biasvar.errors import ParamError
-    from biasvar.params import (
+    from biasvar.core.config import load_declared
+    from biasvar.core.errors import ParamError
+    from biasvar.data.config import (
         DataParams,
         EnsembleParams,
         SplitParams,
         check_label_noise,
-        load_declared,
         n_train_examples,
     )
-    from biasvar.splits import make_split, save_split
+    from biasvar.data.splits import make_split, save_split
 
     prm = load_declared(PARAMS)
     for v in prm.get("data.label_noise") or [None]:
@@ -37,9 +37,8 @@ def main() -> None:
     data = DataParams.from_dict({**prm.subset("data", ("num_samples", "train_split",
                                                        "label_noise")),
                                  "seed": 0, "noise_seed": 0})
-    ens = prm.section("ensemble")
-    assert isinstance(ens, EnsembleParams)
-    cfg: SplitParams = prm.section("split")
+    ens = prm.section(EnsembleParams)
+    cfg = prm.section(SplitParams)
     if args.block not in ens.blocks:
         raise ParamError("ensemble.blocks", list(ens.blocks), f"a list containing {args.block}")
     n_train = n_train_examples(data.num_samples, data.train_split)

@@ -13,9 +13,9 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics (JSON)")
     args = ap.parse_args()
 
-    from biasvar.params import load_declared
-    from biasvar.studies import write_result
-    from biasvar.toy import TradeoffParams, run_tradeoff
+    from biasvar.core.config import load_declared
+    from biasvar.studies.common import write_result
+    from biasvar.studies.tradeoff import TradeoffParams, run_tradeoff
 
     cfg = TradeoffParams.from_dict(load_declared(PARAMS).get("tradeoff"))
     result = run_tradeoff(cfg.hidden_units, cfg.n_datasets, cfg.n_train, cfg.noise_std,

@@ -17,30 +17,24 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from biasvar.params import (
-        ModelParams,
-        TrainParams,
-        check_block_layout,
-        check_label_noise,
-        check_width,
-        load_declared,
-        load_runtime,
-    )
+    from biasvar.core.config import load_declared, load_runtime
+    from biasvar.data.config import check_block_layout, check_label_noise, check_width
+    from biasvar.ensemble.config import ModelParams, TrainParams
 
     # Validate everything this stage reads before loading data or torch.
     prm = load_declared(PARAMS)
-    model_cfg: ModelParams = prm.section("model")
-    train_cfg: TrainParams = prm.section("train")
+    model_cfg = prm.section(ModelParams)
+    train_cfg = prm.section(TrainParams)
     block_size, spd = check_block_layout(prm.get("ensemble.block_size"),
                                          prm.get("ensemble.seeds_per_draw"))
     check_label_noise("data.label_noise", args.label_noise)
     check_width("ensemble.widths", args.width)
     runtime = load_runtime()
 
-    from biasvar.blocks import save_block
-    from biasvar.data import load_dataset
-    from biasvar.splits import load_split
-    from biasvar.train import BlockSpec, train_block
+    from biasvar.data.dataset import load_dataset
+    from biasvar.data.splits import load_split
+    from biasvar.ensemble.blocks import save_block
+    from biasvar.ensemble.train import BlockSpec, train_block
 
     dataset = load_dataset(args.dataset)
     split = load_split(args.split)

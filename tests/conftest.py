@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from biasvar.data import generate
+from biasvar.data.dataset import generate
 
 
 @pytest.fixture(scope="session")

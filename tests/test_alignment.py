@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from biasvar.alignment import fit_alignment
+from biasvar.analysis.alignment import fit_alignment
 
 
 def test_recovers_a_known_power_law():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biasvar.calibration import ece, ece_batched, reliability
+from biasvar.analysis.calibration import ece, ece_batched, reliability
 
 
 def _predictor(conf: np.ndarray, correct: np.ndarray, c: int = 4) -> tuple[np.ndarray, np.ndarray]:

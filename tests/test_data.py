@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biasvar.data import add_label_noise, generate, load_dataset, save_dataset
-from biasvar.errors import InputError
+from biasvar.core.errors import InputError
+from biasvar.data.dataset import add_label_noise, generate, load_dataset, save_dataset
 
 
 def test_clean_data_equals_make_dataset():

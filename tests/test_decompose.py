@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biasvar.decompose import (
+from biasvar.analysis.decompose import (
     DecompositionError,
     ce_decomposition,
     log_softmax,
     mse_decomposition,
     neal_split,
-    regression_decomposition,
     softmax,
     zero_one_decomposition,
 )
@@ -145,20 +144,6 @@ def test_neal_unbiased_by_simulation():
     truth_mean_var = 2 * (a**2 / d + b**2 / (d * s))
     se = t.mean_var_unbiased.std() / np.sqrt(n)
     assert abs(t.mean_var_unbiased.mean() - truth_mean_var) < 3 * se
-
-
-def test_regression_decomposition_by_monte_carlo():
-    rng = np.random.default_rng(5)
-    x = np.linspace(0, 1, 30)
-    f = np.sin(2 * np.pi * x)
-    sigma = 0.3
-    fits = f + 0.2 + rng.normal(scale=0.1, size=(500, 30))  # biased by 0.2, var 0.01
-    t = regression_decomposition(fits, f, sigma**2)
-    y = f + rng.normal(scale=sigma, size=(400, 500, 30))  # a fresh noisy target per fit
-    mc = ((fits[None] - y) ** 2).mean(axis=(0, 1))
-    np.testing.assert_allclose(t.expected_loss, mc, rtol=0.01)
-    np.testing.assert_allclose(t.bias2.mean(), 0.04, rtol=0.05)
-    np.testing.assert_allclose(t.var.mean(), 0.01, rtol=0.1)
 
 
 # ---------------------------------------------------------------- degenerate cases

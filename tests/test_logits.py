@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from biasvar.errors import InputError
-from biasvar.logits import dense, logits_table, read_config, write_config
-from biasvar.schema import LOGITS, read_table
+from biasvar.core.errors import InputError
+from biasvar.core.schema import LOGITS, read_table
+from biasvar.ensemble.logits import dense, logits_table, read_config, write_config
 
 
 def _table(m=3, n_test=5, n_train=4, c=10, seed=0):
@@ -65,7 +65,7 @@ def test_missing_column_and_unsorted_are_named(tmp_path):
     with pytest.raises(InputError, match=r"nolabel\.parquet: column 'label' is missing"):
         read_table(path, LOGITS)
     shuffled = t.take(np.random.default_rng(0).permutation(t.num_rows))
-    from biasvar.schema import write_table
+    from biasvar.core.schema import write_table
 
     with pytest.raises(InputError, match="not sorted"):
         write_table(tmp_path / "x.parquet", shuffled, LOGITS)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biasvar.models import (
+from biasvar.core.rng import torch_generator
+from biasvar.ensemble.models import (
     init_members,
     member_state,
     n_parameters,
     reference_model,
     stacked_model,
 )
-from biasvar.rng import torch_generator
 
 
 def test_parameter_counts_match_mnist1d_reference_models():

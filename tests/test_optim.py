@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biasvar.optim import FlatParams, make_optimizer
+from biasvar.ensemble.optim import FlatParams, make_optimizer
 
 
 def _models():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from biasvar import overrides, parallel
-from biasvar.errors import ParamError
+from biasvar.core.errors import ParamError
+from biasvar.tools import overrides, parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 

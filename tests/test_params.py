@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from biasvar.errors import ParamError
-from biasvar.params import DeclaredParams, load_declared, read_yaml
-from biasvar.validate import validate_all
+from biasvar.core.config import DeclaredParams, load_declared, read_yaml
+from biasvar.core.errors import ParamError
+from biasvar.tools.validate import validate_all
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,8 +102,9 @@ def test_cli_prints_one_line_and_fails(raw, tmp_path):
     bad["model"]["arch"] = "resnet"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
-    r = subprocess.run([sys.executable, "-m", "biasvar.validate", str(path)], capture_output=True,
-                       text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
+    r = subprocess.run([sys.executable, "-m", "biasvar.tools.validate", str(path)],
+                       capture_output=True, text=True,
+                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert lines == ["error: params.yaml: model.arch = 'resnet' is invalid: "

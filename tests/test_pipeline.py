@@ -70,8 +70,8 @@ def tiny_project(tmp_path_factory):
 
 @pytest.mark.pipeline
 def test_repro_to_collect(tiny_project):
-    from biasvar.logits import read_config
-    from biasvar.schema import LOGITS, read_params
+    from biasvar.core.schema import LOGITS, read_params
+    from biasvar.ensemble.logits import read_config
 
     r = sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
     assert "train@0.2-8-1" in r.stdout
@@ -86,7 +86,7 @@ def test_repro_to_collect(tiny_project):
     train = read_config(root / "logits", 0.2, 8, "train")
     assert train.logits.shape == (4, 200, 10)
     # train labels are the noisy ones the members trained on
-    from biasvar.data import load_dataset
+    from biasvar.data.dataset import load_dataset
 
     ds = load_dataset(tiny_project / "data" / "generated" / "noise-0.2.npz")
     np.testing.assert_array_equal(train.labels, ds.y_train)

@@ -6,10 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biasvar import plots
-from biasvar.analysis import decompose_all, regress_all
-from biasvar.logits import logits_table, write_config
-from biasvar.report import Report, main_report, markdown_table, threshold_width, write_report
+from biasvar.analysis.regress import regress_all
+from biasvar.analysis.tables import decompose_all
+from biasvar.ensemble.logits import logits_table, write_config
+from biasvar.report import figures as plots
+from biasvar.report.config import Style
+from biasvar.report.document import (
+    Report,
+    main_report,
+    markdown_table,
+    threshold_width,
+    write_report,
+)
 
 NOISE, WIDTHS = [0.0, 0.2], [4, 8, 16]
 
@@ -45,7 +53,7 @@ def tables(tmp_path_factory):
             "curves": curves}
 
 
-STYLE = plots.Style(max_points=50)
+STYLE = Style(max_points=50)
 
 
 def _lines(ax):
@@ -132,15 +140,15 @@ def test_markdown_table_formats_nan():
 
 
 def test_style_validation_names_the_key():
-    from biasvar.errors import ParamError
+    from biasvar.core.errors import ParamError
 
     good = {"report": "default", "theme": "whitegrid", "context": "paper", "panel_size": 2.5,
             "dpi": 100, "max_points": 100}
-    assert plots.Style.from_dict(good).dpi == 100
+    assert Style.from_dict(good).dpi == 100
     with pytest.raises(ParamError, match=r"plot\.theme = 'neon'"):
-        plots.Style.from_dict({**good, "theme": "neon"})
+        Style.from_dict({**good, "theme": "neon"})
     with pytest.raises(ParamError, match=r"plot\.report = '\.\./x'"):
-        plots.Style.from_dict({**good, "report": "../x"})
+        Style.from_dict({**good, "report": "../x"})
 
 
 def test_study_figures():

@@ -10,7 +10,7 @@ import pytest
 from test_pipeline import make_project, sh
 from test_studies_pipeline import TINY, _set_params, _status
 
-from biasvar.probes import ERANK_MEMBER_COLUMNS, ERANK_SUMMARY_COLUMNS
+from biasvar.studies.effective_rank import ERANK_MEMBER_COLUMNS, ERANK_SUMMARY_COLUMNS
 
 
 @pytest.mark.pipeline

@@ -115,7 +115,11 @@ def declaring_stages(proj: Path, sources: list[str]) -> set[str]:
     """Every stage whose dvc.yaml entry lists one of ``sources`` as a dependency."""
     spec = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
     names = dvc(proj, "stage", "list", "--name-only").stdout.split()
-    groups = {g for g, s in spec.items() if set(sources) & set(s.get("do", s).get("deps", []))}
+    def declares(deps: list[str], src: str) -> bool:  # a folder dependency covers its files
+        return any(src == d or src.startswith(d.rstrip("/") + "/") for d in deps)
+
+    groups = {g for g, s in spec.items()
+              if any(declares(s.get("do", s).get("deps", []), src) for src in sources)}
     return {n for n in names if n.split("@")[0] in groups}
 
 
@@ -132,7 +136,7 @@ def shared(tmp_path_factory) -> Shared:
     proj = make_project(tmp_path_factory.mktemp("repro"), TINY)
     # the whole pipeline, up to the plot stage, with the blocks and studies in
     # 2 jobs, saved as an experiment as `make paper` does
-    r = sh(proj, sys.executable, "-m", "biasvar.parallel", "-j", "2", "--gpus", "none",
+    r = sh(proj, sys.executable, "-m", "biasvar.tools.parallel", "-j", "2", "--gpus", "none",
            "--exp", "first-run")
     commit(proj, "first run")
     return Shared(proj, r.stdout, logits_hashes(proj))
@@ -169,19 +173,33 @@ def test_02_plot_param_reruns_only_plot(shared):
 def test_07_library_source_reruns_exactly_the_stages_declaring_it(shared):
     proj = shared.path
     assert_committed(proj)
-    sources = ["src/biasvar/alignment.py", "src/biasvar/toy.py"]
+    sources = ["src/biasvar/analysis/alignment.py", "src/biasvar/studies/tradeoff.py"]
     declaring = declaring_stages(proj, sources)
-    assert declaring == {"regress", "tradeoff"}
+    # the analysis subpackage is one dependency of both analysis stages
+    assert declaring == {"decompose", "regress", "tradeoff"}
     for s in sources:
         with open(proj / s, "a") as f:
             f.write("# an edit that changes no result\n")
     assert out_of_date(proj) == declaring
     r = repro(proj)
-    # Both rerun and write byte-identical outputs, so `plot`, which reads them,
+    # All rerun and write byte-identical outputs, so `plot`, which reads them,
     # finds its dependencies unchanged and does not rerun.
     assert r.ran == declaring
     assert "Stage 'plot' didn't change, skipping" in r.stdout
     commit(proj, "edit sources")
+    assert out_of_date(proj) == set()
+
+
+def test_07b_editing_one_study_module_makes_only_that_study_stale(shared):
+    proj = shared.path
+    assert_committed(proj)
+    for module, stages in (("spectral", {"spectral@relu-equal"}), ("ridgeless", {"ridgeless"}),
+                           ("effective_rank", {"probe"}), ("tradeoff", {"tradeoff"})):
+        path = proj / "src" / "biasvar" / "studies" / f"{module}.py"
+        with open(path, "a") as f:
+            f.write("# an edit\n")
+        assert out_of_date(proj) == stages, module
+        sh(proj, "git", "checkout", "--", str(path.relative_to(proj)))
     assert out_of_date(proj) == set()
 
 

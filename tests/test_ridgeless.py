@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biasvar.errors import ParamError
-from biasvar.ridgeless import (
+from biasvar.core.errors import ParamError
+from biasvar.core.rng import numpy_generator
+from biasvar.studies.ridgeless import (
     RIDGELESS_COLUMNS,
     RidgelessParams,
     legendre_features,
@@ -14,7 +15,6 @@ from biasvar.ridgeless import (
     run_ridgeless,
     target_function,
 )
-from biasvar.rng import numpy_generator
 
 
 def test_legendre_features_are_degrees_one_to_p():

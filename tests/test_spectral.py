@@ -7,8 +7,8 @@ import copy
 import numpy as np
 import pytest
 
-from biasvar.errors import ParamError
-from biasvar.spectral import (
+from biasvar.core.errors import ParamError
+from biasvar.studies.spectral import (
     SPECTRAL_COLUMNS,
     SpectralParams,
     amplitudes,
@@ -97,7 +97,7 @@ def _raw():
 
 def test_params_merge_base_and_overrides():
     p = SpectralParams.from_dict(_raw())
-    a, b = p.configs
+    a, b = p.runs
     assert (a.name, a.activation, a.steps) == ("a", "tanh", 100)
     assert (b.name, b.activation, b.steps, b.amplitudes) == ("b-2", "relu", 50, "increasing")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from biasvar.splits import draw_indices, load_split, make_split, save_split
+from biasvar.data.splits import draw_indices, load_split, make_split, save_split
 
 
 def test_bootstrap_is_with_replacement():

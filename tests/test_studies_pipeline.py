@@ -10,9 +10,9 @@ import pytest
 import yaml
 from test_pipeline import make_project, sh
 
-from biasvar.ridgeless import RIDGELESS_COLUMNS
-from biasvar.spectral import SPECTRAL_COLUMNS
-from biasvar.toy import TRADEOFF_COLUMNS
+from biasvar.studies.ridgeless import RIDGELESS_COLUMNS
+from biasvar.studies.spectral import SPECTRAL_COLUMNS
+from biasvar.studies.tradeoff import TRADEOFF_COLUMNS
 
 TINY = {
     "data": {"label_noise": [0.0], "num_samples": 200, "train_split": 0.5},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biasvar.summary import QUANTITIES, per_example, summarize
+from biasvar.analysis.summary import QUANTITIES, per_example, summarize
 
 
 @pytest.fixture(params=[(4, 3), (6, 1), (1, 5)], ids=["4draws-3seeds", "6draws-1seed", "1draw"])

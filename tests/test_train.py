@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from biasvar.errors import NonFiniteLossError
-from biasvar.models import reference_model
-from biasvar.params import ModelParams, RuntimeParams, TrainParams
-from biasvar.splits import make_split
-from biasvar.train import BlockSpec, train_block
+from biasvar.core.config import RuntimeParams
+from biasvar.core.errors import NonFiniteLossError
+from biasvar.data.splits import make_split
+from biasvar.ensemble.config import ModelParams, TrainParams
+from biasvar.ensemble.models import reference_model
+from biasvar.ensemble.train import BlockSpec, train_block
 
 RUNTIME = RuntimeParams(device="cpu", threads=0, progress=False)
 
@@ -23,9 +24,10 @@ def _spec(members, spd, width):
 def _train(ds, members, arch="mlp", steps=40, lr=1e-2, width=16, spd=2, optimizer="adam",
            batch=50):
     split = make_split("bootstrap", ds.n_train, sorted({m // spd for m in members}), seed=0)
-    cfg = TrainParams(optimizer, lr, 0.9, 1e-4, steps, batch, 0, max(1, steps // 2))
+    cfg = TrainParams(optimizer=optimizer, lr=lr, momentum=0.9, weight_decay=1e-4, steps=steps,
+                      batch_size=batch, seed=0, log_every=max(1, steps // 2))
     return train_block(ds, split, _spec(members, spd, width),
-                       ModelParams(arch, 2, True), cfg, RUNTIME)
+                       ModelParams(arch=arch, depth=2, residual=True), cfg, RUNTIME)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -68,9 +70,10 @@ def test_outputs_are_consistent(small_dataset):
 
 def test_full_batch_sgd_runs(small_dataset):
     split = make_split("full", small_dataset.n_train, [0], seed=0)
-    cfg = TrainParams("sgd", 0.1, 0.9, 0.0, 30, None, 0, 10)
-    r = train_block(small_dataset, split, _spec([0, 1], 2, 8), ModelParams("mlp", 1, False),
-                    cfg, RUNTIME)
+    cfg = TrainParams(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.0, steps=30,
+                      batch_size=None, seed=0, log_every=10)
+    model = ModelParams(arch="mlp", depth=1, residual=False)
+    r = train_block(small_dataset, split, _spec([0, 1], 2, 8), model, cfg, RUNTIME)
     assert np.isfinite(r.test_logits).all()
     # full batch, same draw: the two seeds differ only by initialization
     assert not np.allclose(r.test_logits[0], r.test_logits[1])

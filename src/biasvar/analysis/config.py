@@ -1,0 +1,27 @@
+"""Params of the analysis stages: ``decompose.*`` and ``regress.*``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from biasvar.core.config import Choice, Int, OpenUnitInterval, Section, Seed
+
+
+class DecomposeParams(Section):
+    """Per-config summaries (``decompose.*``): bootstrap over draws and calibration bins."""
+
+    SECTION: ClassVar[str] = "decompose"
+    bootstrap: Int(0)  # replicates; 0 disables CIs
+    ci: OpenUnitInterval  # confidence level of the intervals
+    ece_bins: Int(1)  # equal-width confidence bins
+    seed: Seed
+
+
+class RegressParams(Section):
+    """Alignment regression (``regress.*``): which MSE terms, bootstrap over examples."""
+
+    SECTION: ClassVar[str] = "regress"
+    estimator: Choice("plugin", "unbiased")
+    bootstrap: Int(0)
+    ci: OpenUnitInterval
+    seed: Seed

@@ -1,0 +1,214 @@
+"""Per-example bias-variance decompositions of an ensemble's predictions.
+
+Pure numpy, float64 accumulation, vectorized over members x examples x
+classes. Notation: K members, N examples, C classes; ``p_k(x)`` member k's
+softmax output, ``e_y`` the one-hot label. Every function returns per-example
+arrays of shape ``(N,)``; averaging over examples is the caller's choice.
+
+- MSE on probabilities (Chen; Neal; Yang):
+  ``bias2 = ||p_bar - e_y||^2``, ``var = mean_k ||p_k - p_bar||^2``, and exactly
+  ``mean_k ||p_k - e_y||^2 = bias2 + var`` for the plug-in terms.
+- Cross-entropy (Pfau's Bregman decomposition): central prediction
+  ``p_tilde ∝ exp(mean_k log p_k)``; ``bias = -log p_tilde_y``,
+  ``var = mean_k KL(p_tilde || p_k)``; exactly ``mean_k CE_k = bias + var``.
+- 0-1 loss (Domingos 2000): main prediction = mode of member votes; ``bias =
+  [mode != y]``; ``var = P_k[pred_k != mode]``; net variance = var on unbiased
+  examples and ``-P_k[pred_k = y]`` on biased ones (Domingos' c2 * V), so
+  ``mean_k [pred_k != y] = bias + net_var`` exactly.
+- Neal's split of the MSE variance on the draws x seeds grid: ``var =
+  E_draw[Var_seed] + Var_draw(E_seed)`` (optimization + sampling), exact on a
+  balanced grid.
+- Finite-K: the plug-in variance is biased low by (K-1)/K and the plug-in
+  bias2 high by Var/K. ``unbiased`` estimates scale the variance by K/(K-1)
+  and subtract var_unbiased/K from bias2, which may then be negative.
+- Regression (toy studies): with the true function f and noise variance
+  sigma^2, expected squared error on a fresh noisy target = sigma^2 + bias^2 +
+  variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from biasvar.core.errors import BiasvarError
+
+
+class DecompositionError(BiasvarError):
+    """An estimate that the inputs cannot support (e.g. a variance from one member)."""
+
+
+def _need_members(k: int, what: str, at_least: int = 2) -> None:
+    if k < at_least:
+        raise DecompositionError(f"{what} needs at least {at_least} members, got {k}")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable log-softmax over the last axis, in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits))
+
+
+def _mean0(a: np.ndarray) -> np.ndarray:
+    """Mean over axis 0, shifted by the first entry: exactly a[0] when all entries are equal.
+
+    A plain mean of K identical floats can be off by an ulp, which would give
+    identical members a variance of 1e-33 instead of 0 (and a log of -76).
+    """
+    return a[0] + (a - a[0]).mean(axis=0)
+
+
+def _onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.float64)[np.asarray(labels)]  # (N, C)
+
+
+@dataclass(frozen=True)
+class MSETerms:
+    loss: np.ndarray  # (N,) mean_k ||p_k - e_y||^2
+    bias2: np.ndarray  # (N,) plug-in
+    var: np.ndarray  # (N,) plug-in
+    bias2_unbiased: np.ndarray  # (N,) may be negative
+    var_unbiased: np.ndarray  # (N,)
+    mean_prob: np.ndarray  # (N, C) p_bar
+
+
+def mse_decomposition(probs: np.ndarray, labels: np.ndarray) -> MSETerms:
+    """MSE-on-probabilities terms. ``probs``: ``(K, N, C)``, ``labels``: ``(N,)``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    k, _, c = probs.shape
+    _need_members(k, "the MSE variance")
+    p_bar = _mean0(probs)  # (N, C)
+    onehot = _onehot(labels, c)
+    bias2 = ((p_bar - onehot) ** 2).sum(-1)
+    # sum over members and classes of (p - p_bar)^2, without a (K, N, C) temporary
+    # beyond probs itself: E||p||^2 - ||p_bar||^2, kept exact by a centered pass.
+    var = np.zeros(len(p_bar))
+    loss = np.zeros(len(p_bar))
+    for p_k in probs:  # K iterations over (N, C) slices: bounded memory
+        var += ((p_k - p_bar) ** 2).sum(-1)
+        loss += ((p_k - onehot) ** 2).sum(-1)
+    var /= k
+    loss /= k
+    var_unb = var * k / (k - 1)
+    return MSETerms(loss, bias2, var, bias2 - var_unb / k, var_unb, p_bar)
+
+
+@dataclass(frozen=True)
+class CETerms:
+    loss: np.ndarray  # (N,) mean_k CE_k
+    bias: np.ndarray  # (N,) -log p_tilde_y
+    var: np.ndarray  # (N,) mean_k KL(p_tilde || p_k)
+    central: np.ndarray  # (N, C) p_tilde, the normalized geometric mean
+
+
+def ce_decomposition(log_probs: np.ndarray, labels: np.ndarray) -> CETerms:
+    """Bregman (cross-entropy) terms. ``log_probs``: ``(K, N, C)`` log-softmax outputs.
+
+    With ``g = mean_k log p_k`` and ``Z = sum_c exp(g_c)``, ``log p_tilde = g - log Z``
+    and ``mean_k KL(p_tilde || p_k) = sum_c p_tilde_c (log p_tilde_c - g_c) = -log Z``.
+    """
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    k, n, _ = log_probs.shape
+    _need_members(k, "the cross-entropy variance")
+    g = _mean0(log_probs)  # (N, C)
+    g_max = g.max(-1, keepdims=True)
+    log_z = (np.log(np.exp(g - g_max).sum(-1, keepdims=True)) + g_max)[:, 0]  # (N,)
+    log_central = g - log_z[:, None]
+    rows = np.arange(n)
+    labels = np.asarray(labels)
+    loss = -g[rows, labels]  # mean_k -log p_k,y
+    bias = -log_central[rows, labels]
+    # -log Z >= 0 by AM-GM; clip the last ulp of rounding so it never reads as negative.
+    var = np.maximum(-log_z, 0.0)
+    return CETerms(loss, bias, var, np.exp(log_central))
+
+
+@dataclass(frozen=True)
+class ZeroOneTerms:
+    error: np.ndarray  # (N,) mean_k [pred_k != y]
+    bias: np.ndarray  # (N,) [mode != y], 0.0 or 1.0
+    var: np.ndarray  # (N,) P_k[pred_k != mode]
+    net_var: np.ndarray  # (N,) var if unbiased, -P_k[pred_k = y] if biased
+    main_prediction: np.ndarray  # (N,) mode of the votes (ties: smallest class)
+
+
+def zero_one_decomposition(preds: np.ndarray, labels: np.ndarray,
+                           n_classes: int) -> ZeroOneTerms:
+    """Domingos' 0-1 decomposition from member predictions ``preds``: ``(K, N)`` ints."""
+    preds = np.asarray(preds)
+    k, n = preds.shape
+    _need_members(k, "the 0-1 variance")
+    labels = np.asarray(labels)
+    # votes (N, C): one bincount over (example, class) codes, no loop over examples
+    codes = (np.arange(n)[None, :] * n_classes + preds).ravel()
+    votes = np.bincount(codes, minlength=n * n_classes).reshape(n, n_classes)
+    mode = votes.argmax(-1)  # argmax takes the first maximum: ties go to the smallest class
+    rows = np.arange(n)
+    error = 1.0 - votes[rows, labels] / k
+    bias = (mode != labels).astype(np.float64)
+    var = 1.0 - votes[rows, mode] / k
+    net_var = np.where(bias == 0, var, -votes[rows, labels] / k)
+    return ZeroOneTerms(error, bias, var, net_var, mode)
+
+
+@dataclass(frozen=True)
+class NealTerms:
+    """MSE variance split on a balanced draws x seeds grid (NaN where undefined)."""
+
+    optimization: np.ndarray  # (N,) E_draw[Var_seed], plug-in
+    sampling: np.ndarray  # (N,) Var_draw(E_seed), plug-in
+    optimization_unbiased: np.ndarray  # (N,)
+    sampling_unbiased: np.ndarray  # (N,)
+    # Grid-aware unbiased total variance of one member (optimization + sampling)
+    # and variance of the ensemble mean p_bar (what inflates the plug-in bias2).
+    var_unbiased: np.ndarray  # (N,)
+    mean_var_unbiased: np.ndarray  # (N,)
+    n_draws: int
+    n_seeds: int
+    note: str  # why a term is undefined, or ""
+
+
+def neal_split(probs: np.ndarray, draws: np.ndarray) -> NealTerms:
+    """Split the MSE variance of ``probs`` ``(K, N, C)`` by the members' ``draws`` ``(K,)``.
+
+    Plug-in terms add up exactly to ``mse_decomposition(...).var``. Unbiased:
+    within-draw variance x S/(S-1); across-draw variance of draw means x
+    D/(D-1) minus the unbiased optimization variance / S. With one draw the
+    sampling variance is undefined; with one seed per draw the optimization
+    variance (and so the split) is undefined: both are NaN, never 0.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    draws = np.asarray(draws)
+    k, n, c = probs.shape
+    _need_members(k, "the Neal variance split")
+    order = np.argsort(draws, kind="stable")
+    uniq, counts = np.unique(draws, return_counts=True)
+    if len(set(counts.tolist())) != 1:
+        raise DecompositionError(f"the Neal split needs a balanced draws x seeds grid; draws "
+                                 f"have {sorted(set(counts.tolist()))} seeds")
+    d, s = len(uniq), int(counts[0])
+    grid = probs[order].reshape(d, s, n, c)
+    draw_mean = _mean0(grid.swapaxes(0, 1))  # (D, N, C)
+    overall = _mean0(draw_mean)  # (N, C)
+    opt = ((grid - draw_mean[:, None]) ** 2).sum(-1).mean(axis=(0, 1))  # (N,)
+    samp = ((draw_mean - overall) ** 2).sum(-1).mean(axis=0)  # (N,)
+    def nan() -> np.ndarray:
+        return np.full(n, np.nan)
+
+    if s == 1:
+        note = "one seed per draw: optimization and sampling variance cannot be separated"
+        return NealTerms(nan(), nan(), nan(), nan(), nan(), nan(), d, s, note)
+    opt_unb = opt * s / (s - 1)
+    if d == 1:
+        note = "one draw: sampling variance undefined"
+        return NealTerms(opt, nan(), opt_unb, nan(), nan(), nan(), d, s, note)
+    # E[samp] = (D-1)/D (sigma2_samp + sigma2_opt / S)
+    samp_unb = samp * d / (d - 1) - opt_unb / s
+    return NealTerms(opt, samp, opt_unb, samp_unb, opt_unb + samp_unb,
+                     samp_unb / d + opt_unb / (d * s), d, s, "")

@@ -1,0 +1,162 @@
+"""Params of the data stages: ``data.*``, ``split.*`` and the member layout ``ensemble.*``.
+
+``ensemble.*`` lives here because ``split`` (the first stage that reads it)
+needs the member layout to know which draws a block holds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from biasvar.core.config import (
+    Choice,
+    Int,
+    Ints,
+    Section,
+    Seed,
+    UnitInterval,
+    _as_tuple,
+    _distinct,
+)
+from biasvar.core.errors import ParamError
+
+# MNIST-1D has 10 classes; make_dataset draws num_samples // 10 per class.
+N_CLASSES = 10
+
+LabelNoise = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False,
+                                    description="a probability in [0, 1)")]
+
+
+def n_train_examples(num_samples: int, train_split: float) -> int:
+    """Training-set size exactly as ``mnist1d.data.make_dataset`` computes it."""
+    n = (num_samples // N_CLASSES) * N_CLASSES
+    return int(n * train_split)
+
+
+class DataParams(Section):
+    """MNIST-1D generation and label noise (``data.*``)."""
+
+    SECTION: ClassVar[str] = "data"
+    label_noise: Annotated[tuple[LabelNoise, ...], Field(min_length=1, description=(
+        "a non-empty list of distinct probabilities in [0, 1)"))]
+    num_samples: Int(2 * N_CLASSES)
+    train_split: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False,
+                                        description="a fraction in (0, 1)")]
+    seed: Seed
+    noise_seed: Seed
+
+    _tuple = field_validator("label_noise", mode="before")(lambda v: _as_tuple(v))
+    _unique = field_validator("label_noise")(lambda v: _distinct(v))
+
+    @model_validator(mode="after")
+    def _both_partitions(self) -> DataParams:
+        n_train = n_train_examples(self.num_samples, self.train_split)
+        if n_train < 1 or n_train >= (self.num_samples // N_CLASSES) * N_CLASSES:
+            raise ParamError("data.train_split", self.train_split,
+                             "a fraction leaving both partitions non-empty")
+        return self
+
+
+class EnsembleParams(Section):
+    """Sweep axes and member layout (``ensemble.*``).
+
+    Member ``m`` trains in block ``m // block_size`` on draw ``m // seeds_per_draw``
+    with optimization seed ``m % seeds_per_draw``.
+    """
+
+    SECTION: ClassVar[str] = "ensemble"
+    widths: Ints(1, "integers")
+    blocks: Annotated[Ints(0, "block ids"), Field(description=(
+        "a non-empty list of distinct block ids (integers >= 0)"))]
+    block_size: Int(1)
+    seeds_per_draw: Int(1)
+
+    @model_validator(mode="after")
+    def _whole_draws(self) -> EnsembleParams:
+        spd, n = self.seeds_per_draw, self.block_size * len(self.blocks)
+        if n % spd:
+            raise ParamError("ensemble.seeds_per_draw", spd,
+                             f"a divisor of block_size x len(blocks) = {n}")
+        # Neal's split needs a balanced draws x seeds grid: every draw that has
+        # a member must have all of its seeds_per_draw members listed.
+        members = set(self.members)
+        for draw in sorted({m // spd for m in members}):
+            have = sum((draw * spd + s) in members for s in range(spd))
+            if have != spd:
+                raise ParamError("ensemble.blocks", list(self.blocks),
+                                 f"blocks that hold whole draws (draw {draw} has {have} of "
+                                 f"{spd} seeds)")
+        return self
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        """Every member id the blocks list, ascending."""
+        return tuple(m for b in sorted(self.blocks) for m in self.block_members(b))
+
+    def block_members(self, block: int) -> tuple[int, ...]:
+        """The member ids trained by ``block``."""
+        return tuple(range(block * self.block_size, (block + 1) * self.block_size))
+
+    @property
+    def n_draws(self) -> int:
+        """Number of distinct draws (training-set resamples) across all members."""
+        return len({m // self.seeds_per_draw for m in self.members})
+
+    def draw(self, member: int) -> int:
+        return member // self.seeds_per_draw
+
+    def seed(self, member: int) -> int:
+        return member % self.seeds_per_draw
+
+
+class SplitParams(Section):
+    """How each draw's training indices are made (``split.*``).
+
+    ``parts`` is the number K of disjoint parts for ``method: disjoint``
+    (null: one part per draw of the ensemble); ignored otherwise.
+    """
+
+    SECTION: ClassVar[str] = "split"
+    method: Choice("bootstrap", "disjoint", "full")
+    seed: Seed
+    parts: Annotated[int | None, Field(ge=2, description="null or an integer >= 2")]
+
+    def check_against(self, ensemble: EnsembleParams, n_train: int) -> int | None:
+        """Cross-check with the ensemble; returns K for disjoint splits, else None."""
+        if self.method != "disjoint":
+            return None
+        k = self.parts if self.parts is not None else ensemble.n_draws
+        max_draw = max(ensemble.members) // ensemble.seeds_per_draw
+        if k < 2 or k <= max_draw:
+            raise ParamError("split.parts", self.parts,
+                             f"null or an integer >= {max(2, max_draw + 1)} (one part per draw)")
+        if n_train // k < 1:
+            raise ParamError("split.parts", self.parts,
+                             f"at most {n_train} parts for {n_train} training examples")
+        return k
+
+
+# ---------------------------------------------------------------- single values
+def check_label_noise(key: str, value: Any) -> float:
+    """A label-noise probability in [0, 1) (one value of ``data.label_noise``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ParamError(key, value, "a probability in [0, 1)")
+    return float(value)
+
+
+def check_width(key: str, value: Any) -> int:
+    """A width (hidden units or channels) >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamError(key, value, "an integer >= 1")
+    return value
+
+
+def check_block_layout(block_size: Any, seeds_per_draw: Any) -> tuple[int, int]:
+    """``ensemble.block_size`` and ``ensemble.seeds_per_draw``, each an integer >= 1."""
+    for key, v in (("ensemble.block_size", block_size),
+                   ("ensemble.seeds_per_draw", seeds_per_draw)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ParamError(key, v, "an integer >= 1")
+    return block_size, seeds_per_draw

@@ -1,0 +1,2 @@
+"""Ensembles: stacked (vectorized) models, optimizers, block training, block files,
+and collecting every member's logits into Parquet (stages ``train``, ``collect``)."""

@@ -1,0 +1,1 @@
+"""The report: seaborn figures and the generated README (stage ``plot``)."""

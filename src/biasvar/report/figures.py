@@ -1,0 +1,335 @@
+"""Paper figures from the decomposition / regression tables (never from models).
+
+Every function takes tidy ``pandas`` frames (as read from the Parquet / CSV
+tables) and returns a matplotlib ``Figure``; ``biasvar.report.document`` saves them and
+writes the report README. One style for all figures: seaborn's theme, one
+colour per label-noise level (``NOISE_PALETTE``), log axes where the data span
+decades, units in axis labels.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from biasvar.report.config import Style  # noqa: E402
+
+CORRECT_COLORS = {True: "#1b9e77", False: "#d95f02"}
+
+
+def noise_palette(levels) -> dict:
+    """One colour per label-noise level: clean blue, noisy levels warm."""
+    levels = sorted(levels)
+    colors = sns.color_palette("deep", max(len(levels), 2))
+    order = [0, 3, 1, 2, 4, 5, 6, 7, 8, 9]
+    return {p: colors[order[i % len(order)] % len(colors)] for i, p in enumerate(levels)}
+
+
+def _noise_label(p: float) -> str:
+    return "clean labels" if p == 0 else f"label noise {p:g}"
+
+
+def _width_axis(ax, widths) -> None:
+    """Log2 width axis with the swept widths as plain-number ticks."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(widths)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("width (hidden units)")
+
+
+def _facets(n: int, style: Style, max_cols: int = 4):
+    cols = min(n, max_cols)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(style.panel_size * cols,
+                                                  style.panel_size * rows),
+                             squeeze=False, constrained_layout=True)
+    for ax in axes.ravel()[n:]:
+        ax.remove()
+    return fig, axes.ravel()[:n]
+
+
+# ---------------------------------------------------------------- 1. alignment
+def alignment_figure(examples: pd.DataFrame, fits: pd.DataFrame, label_noise: float,
+                     style: Style, seed: int = 0) -> plt.Figure:
+    """Log-log scatter of per-example bias^2 vs variance, one panel per width.
+
+    ``examples``: decomposition rows (test partition) with ``mse_bias2``,
+    ``mse_var``, ``correct``; ``fits``: alignment fits (subset 'correct').
+    Points with a zero term cannot be drawn on log axes and are left out
+    (the fits table counts them).
+    """
+    ex = examples[(examples.label_noise == label_noise) & (examples.partition == "test")]
+    widths = sorted(ex.width.unique())
+    fig, axes = _facets(len(widths), style, max_cols=3)
+    rng = np.random.default_rng(seed)
+    for ax, w in zip(axes, widths, strict=True):
+        d = ex[(ex.width == w) & (ex.mse_bias2 > 0) & (ex.mse_var > 0)]
+        if len(d) > style.max_points:
+            d = d.iloc[np.sort(rng.choice(len(d), style.max_points, replace=False))]
+        for ok in (False, True):
+            s = d[d.correct == ok]
+            ax.scatter(s.mse_bias2, s.mse_var, s=5, alpha=0.4, lw=0, color=CORRECT_COLORS[ok],
+                       label="correct" if ok else "incorrect", rasterized=True)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        # per-panel square limits: the data span very different decades per width
+        lo = min(d.mse_bias2.min(), d.mse_var.min()) / 2
+        hi = max(d.mse_bias2.max(), d.mse_var.max()) * 2
+        ax.plot([lo, hi], [lo, hi], ls="--", color="0.4", lw=1, label="y = x")
+        f = fits[(fits.label_noise == label_noise) & (fits.width == w)
+                 & (fits.subset == "correct")]
+        if len(f) and np.isfinite(f.slope.iloc[0]):
+            r = f.iloc[0]
+            c = d[d.correct]
+            xs = np.geomspace(c.mse_bias2.min(), c.mse_bias2.max(), 50)
+            ax.plot(xs, np.exp(r.intercept) * xs**r.slope, color="k", lw=1.2,
+                    label="OLS fit, correct examples")
+            ax.text(0.04, 0.96, f"slope {r.slope:.2f}\n$R^2$ {r.r2:.2f}\nn {int(r.n)}",
+                    transform=ax.transAxes, va="top", fontsize="small",
+                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8, "lw": 0})
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_title(f"width {w}")
+        ax.set_xlabel("bias² (MSE on probabilities)")
+        ax.set_ylabel("variance")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, markerscale=3,
+               fontsize="small")
+    fig.suptitle(f"Per-example bias-variance alignment, test set, {_noise_label(label_noise)}")
+    return fig
+
+
+# ---------------------------------------------------------------- 2. terms vs width
+TERMS = (("mse_bias2", "bias²"), ("mse_var", "variance"),
+         ("var_optimization", "optimization variance"), ("var_sampling", "sampling variance"),
+         ("ensemble_error", "ensemble test error"), ("member_error", "member test error"))
+
+
+def _band(ax, d: pd.DataFrame, color, label: str) -> None:
+    d = d.sort_values("width")
+    ax.plot(d.width, d.value, marker="o", ms=3, color=color, label=label)
+    if d.ci_low.notna().any():
+        ax.fill_between(d.width, d.ci_low, d.ci_high, color=color, alpha=0.2, lw=0)
+
+
+def terms_vs_width_figure(summary: pd.DataFrame, style: Style) -> plt.Figure:
+    """Bias², variance (total, optimization, sampling) and test errors vs width (test set)."""
+    s = summary[summary.partition == "test"]
+    pal = noise_palette(s.label_noise.unique())
+    fig, axes = _facets(len(TERMS), style, max_cols=3)
+    for ax, (q, name) in zip(axes, TERMS, strict=True):
+        for p, color in pal.items():
+            _band(ax, s[(s.quantity == q) & (s.label_noise == p)], color, _noise_label(p))
+        _width_axis(ax, s.width.unique())
+        ax.set_ylabel(name + (" (fraction)" if "error" in q else ""))
+        ax.set_title(name)
+    axes[0].legend(fontsize="x-small")
+    fig.suptitle("Bias-variance decomposition vs width (MSE on probabilities, test set; "
+                 "bands: 95 % bootstrap over draws)")
+    return fig
+
+
+# ---------------------------------------------------------------- 3. double descent
+def error_vs_width_figure(summary: pd.DataFrame, threshold_width: float | None,
+                          style: Style) -> plt.Figure:
+    """Test and train error (ensemble and mean member) vs width, clean vs noisy labels.
+
+    ``threshold_width``: width at which parameters = training examples (drawn
+    as a vertical line), or None.
+    """
+    pal = noise_palette(summary.label_noise.unique())
+    fig, axes = _facets(2, style, max_cols=2)
+    fig.set_size_inches(style.panel_size * 2.4, style.panel_size * 1.2)
+    for ax, q, title in ((axes[0], "member_error", "mean member"),
+                         (axes[1], "ensemble_error", "ensemble")):
+        for p, color in pal.items():
+            for part, ls in (("test", "-"), ("train", ":")):
+                d = summary[(summary.quantity == q) & (summary.label_noise == p)
+                            & (summary.partition == part)].sort_values("width")
+                ax.plot(d.width, d.value, ls=ls, marker="o", ms=3, color=color,
+                        label=f"{part}, {_noise_label(p)}")
+        if threshold_width is not None:
+            ax.axvline(threshold_width, color="0.3", ls="--", lw=1,
+                       label="parameters = training examples")
+        _width_axis(ax, summary.width.unique())
+        ax.set_ylabel("0-1 error (fraction)")
+        ax.set_title(title)
+    axes[1].legend(fontsize="x-small")
+    fig.suptitle("Test and train error vs width (train error against the training labels)")
+    return fig
+
+
+# ---------------------------------------------------------------- 4. calibration
+def calibration_figure(reliability: pd.DataFrame, summary: pd.DataFrame, fits: pd.DataFrame,
+                       label_noise: float, style: Style) -> plt.Figure:
+    """Reliability diagrams (ensemble, test) per width; ECE and the alignment gap vs width."""
+    rel = reliability[(reliability.label_noise == label_noise)
+                      & (reliability.partition == "test") & (reliability.predictor == "ensemble")]
+    widths = sorted(rel.width.unique())
+    cmap = sns.color_palette("viridis", len(widths))
+    fig, axes = _facets(3, style, max_cols=3)
+    fig.set_size_inches(style.panel_size * 3.3, style.panel_size * 1.15)
+    ax = axes[0]
+    for w, color in zip(widths, cmap, strict=True):
+        d = rel[(rel.width == w) & (rel["count"] > 0)]
+        ax.plot(d.confidence, d.accuracy, marker="o", ms=3, color=color, label=f"width {w}")
+    ax.plot([0, 1], [0, 1], ls="--", color="0.4", lw=1, label="calibrated")
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"ensemble reliability, {_noise_label(label_noise)}")
+    ax.legend(fontsize="xx-small")
+    pal = noise_palette(summary.label_noise.unique())
+    s = summary[summary.partition == "test"]
+    ax = axes[1]
+    for p, color in pal.items():
+        for q, ls, who in (("ensemble_ece", "-", "ensemble"), ("member_ece", ":", "members")):
+            d = s[(s.quantity == q) & (s.label_noise == p)].sort_values("width")
+            ax.plot(d.width, d.value, ls=ls, marker="o", ms=3, color=color,
+                    label=f"{who}, {_noise_label(p)}")
+    _width_axis(ax, s.width.unique())
+    ax.set_ylabel("ECE")
+    ax.set_title("expected calibration error")
+    ax.legend(fontsize="xx-small")
+    ax = axes[2]
+    f = fits[(fits.subset == "correct")]
+    for p, color in pal.items():
+        d = f[f.label_noise == p].sort_values("width")
+        ax.plot(d.width, d.mean_log_ratio, marker="o", ms=3, color=color, label=_noise_label(p))
+    ax.axhline(0, color="0.4", ls="--", lw=1)
+    _width_axis(ax, f.width.unique())
+    ax.set_ylabel("mean log(variance / bias²)")
+    ax.set_title("alignment gap (correct examples)")
+    ax.legend(fontsize="xx-small")
+    return fig
+
+
+# ---------------------------------------------------------------- 5. training curves
+def curves_figure(curves: pd.DataFrame, style: Style) -> plt.Figure:
+    """Median and interquartile band over members of train loss and test accuracy vs step."""
+    levels = sorted(curves.label_noise.unique())
+    widths = sorted(curves.width.unique())
+    cmap = dict(zip(widths, sns.color_palette("viridis", len(widths)), strict=True))
+    fig, axes = _facets(2 * len(levels), style, max_cols=2)
+    fig.set_size_inches(style.panel_size * 2.4, style.panel_size * 1.1 * len(levels))
+    g = curves.groupby(["label_noise", "width", "step"])
+    stats = {m: g[m].quantile([0.25, 0.5, 0.75]).unstack() for m in ("train_loss",
+                                                                      "test_accuracy")}
+    for i, p in enumerate(levels):
+        for j, (metric, name, log) in enumerate((("train_loss", "training loss (CE, nats)",
+                                                  True),
+                                                 ("test_accuracy", "test accuracy", False))):
+            ax = axes[2 * i + j]
+            st = stats[metric]
+            for w in widths:
+                d = st.loc[(p, w)]
+                ax.plot(d.index, d[0.5], color=cmap[w], lw=1.2, label=f"width {w}")
+                ax.fill_between(d.index, d[0.25], d[0.75], color=cmap[w], alpha=0.2, lw=0)
+            if log:
+                ax.set_yscale("log")
+            ax.set_xlabel("step")
+            ax.set_ylabel(name)
+            ax.set_title(_noise_label(p))
+    axes[0].legend(fontsize="xx-small", ncol=2)
+    fig.suptitle("Training curves: median over members, band = interquartile range")
+    return fig
+
+
+# ---------------------------------------------------------------- companion studies
+def tradeoff_figure(tradeoff: pd.DataFrame, style: Style) -> plt.Figure:
+    """UDL toy: noise, bias², variance, their sum and the measured test loss vs D."""
+    d = tradeoff.sort_values("hidden_units")
+    fig, ax = plt.subplots(figsize=(style.panel_size * 1.6, style.panel_size * 1.2),
+                           constrained_layout=True)
+    x = d.hidden_units
+    ax.plot(x, d.bias2, marker="o", ms=3, label="bias²")
+    ax.plot(x, d.variance, marker="o", ms=3, label="variance")
+    ax.plot(x, d.noise, ls=":", color="0.4", label="noise σ²")
+    ax.plot(x, d.total, color="k", lw=1.5, label="noise + bias² + variance")
+    ax.errorbar(x, d.test_loss, yerr=2 * d.test_loss_se, fmt="s", ms=3, color="C3",
+                label="measured test loss (±2 se)")
+    best = d.loc[d.total.idxmin()]
+    ax.axvline(best.hidden_units, color="0.6", ls="--", lw=1)
+    ax.set_xlabel("hidden units D (fixed first layer)")
+    ax.set_ylabel("squared error (target units²)")
+    ax.set_title("Classical bias-variance trade-off (UDL 8.2 toy)")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def ridgeless_figure(ridgeless: pd.DataFrame, style: Style) -> plt.Figure:
+    """Min-norm least squares: train and test MSE vs number of features, log-log."""
+    d = ridgeless.sort_values("n_features")
+    n = int(d.n_train.iloc[0])
+    fig, ax = plt.subplots(figsize=(style.panel_size * 1.6, style.panel_size * 1.2),
+                           constrained_layout=True)
+    ax.plot(d.n_features, d.test_mse_median, marker="o", ms=3, color="C3",
+            label="test MSE (median over draws)")
+    ax.fill_between(d.n_features, d.test_mse_q25, d.test_mse_q75, color="C3", alpha=0.2, lw=0,
+                    label="test MSE interquartile range")
+    # train MSE is exactly 0 past the threshold: clip for the log axis
+    floor = max(d.test_mse_q25.min() * 1e-3, 1e-12)
+    ax.plot(d.n_features, d.train_mse_median.clip(lower=floor), marker="o", ms=3, color="C0",
+            label=f"train MSE (median; clipped at {floor:.0e})")
+    ax.axvline(n, color="0.3", ls="--", lw=1, label=f"features = samples (P = N = {n})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Legendre features P")
+    ax.set_ylabel("mean squared error")
+    ax.set_title("Double descent of min-norm least squares")
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def spectral_figure(spectral: pd.DataFrame, style: Style) -> plt.Figure:
+    """Heatmap per configuration: normalized DFT magnitude, frequency x training step."""
+    configs = sorted(spectral.config.unique())
+    fig, axes = _facets(len(configs), style, max_cols=3)
+    fig.set_size_inches(style.panel_size * 1.5 * len(axes), style.panel_size * 1.3)
+    for ax, c in zip(axes, configs, strict=True):
+        d = spectral[spectral.config == c].pivot_table(index="frequency", columns="step",
+                                                         values="normalized_magnitude")
+        steps = d.columns.to_numpy()
+        im = ax.imshow(d.to_numpy(), aspect="auto", origin="lower", cmap="magma", vmin=0,
+                       vmax=1, interpolation="nearest",
+                       extent=(steps.min(), steps.max(), -0.5, len(d.index) - 0.5))
+        ax.set_yticks(range(len(d.index)), [f"{k:g}" for k in d.index])
+        ax.set_xlabel("training step")
+        ax.set_ylabel("frequency k")
+        ax.set_title(c)
+        ax.grid(False)
+    fig.colorbar(im, ax=list(axes), label="|DFT(f)(k)| / A_k", shrink=0.9)
+    fig.suptitle("Spectral bias: low frequencies are fitted first")
+    return fig
+
+
+def erank_figure(erank: pd.DataFrame, style: Style) -> plt.Figure:
+    """Effective rank of penultimate-layer embeddings vs width, and as a fraction of width."""
+    pal = noise_palette(erank.label_noise.unique())
+    fig, axes = _facets(2, style, max_cols=2)
+    fig.set_size_inches(style.panel_size * 2.4, style.panel_size * 1.15)
+    for p, color in pal.items():
+        d = erank[erank.label_noise == p].sort_values("width")
+        axes[0].errorbar(d.width, d.erank_mean, yerr=d.erank_sd, marker="o", ms=3, color=color,
+                         capsize=2, label=_noise_label(p))
+        axes[1].plot(d.width, d.erank_ratio_mean, marker="o", ms=3, color=color,
+                     label=_noise_label(p))
+    w = np.array(sorted(erank.width.unique()))
+    axes[0].plot(w, w, ls="--", color="0.4", lw=1, label="erank = width")
+    axes[0].set_yscale("log", base=2)
+    axes[0].set_ylabel("effective rank (mean ± sd over members)")
+    axes[1].set_ylabel("effective rank / width")
+    axes[1].set_ylim(0, 1)
+    for ax in axes:
+        _width_axis(ax, w)
+        ax.legend(fontsize="x-small")
+    fig.suptitle("Effective rank of penultimate-layer embeddings (test set)")
+    return fig

@@ -1,0 +1,211 @@
+"""Probes of trained members: effective rank of penultimate-layer embeddings (Huh et al. 2023).
+
+For every member of the main study, its checkpoint is loaded into the plain
+reference model (``biasvar.ensemble.models.reference_model`` with the model params
+recorded in the block's ``members.json``), the inputs of one partition are
+embedded with ``model.features(x)`` (the last hidden layer, before the output
+layer), and the effective rank of the ``(examples, features)`` embedding
+matrix is computed (Roy & Vetterli 2007):
+
+    p_i = sigma_i / sum_j sigma_j,   erank = exp(-sum_i p_i log p_i)
+
+over the singular values sigma_i. erank(I_n) = n; a rank-1 matrix has erank
+1; it lies between 1 and the rank and, unlike the rank, discounts directions
+with small singular values. The per-member values are summarized per config
+``(label_noise, width)``: mean, standard deviation, range over members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from biasvar.core.config import Bool, Choice, Section
+from biasvar.core.errors import InputError
+from biasvar.studies.common import StudyResult
+
+PROBE_PARTITIONS = ("test", "train")
+EMBED_CHUNK = 4096  # examples per forward pass
+
+# Per-member table, one row per member, sorted by label_noise, width, member.
+ERANK_MEMBER_COLUMNS = (
+    "label_noise",  # training-label noise of the member's config
+    "width",  # the sweep's width (hidden units / channels)
+    "member",  # member id
+    "draw",  # bootstrap replicate the member trained on
+    "seed",  # its optimization seed
+    "n_examples",  # rows of the embedding matrix (examples of the partition)
+    "feature_dim",  # columns: the embedding dimension (width for an MLP)
+    "dead_units",  # embedding coordinates that are zero on every example
+    "rank",  # numerical rank of the embedding matrix (numpy.linalg.matrix_rank rule)
+    "erank",  # effective rank (Roy & Vetterli), between 1 and rank
+)
+
+# Per-config summary, one row per (label_noise, width), sorted by both.
+ERANK_SUMMARY_COLUMNS = (
+    "label_noise",
+    "width",
+    "n_members",
+    "feature_dim",
+    "erank_mean",  # mean over members
+    "erank_sd",  # standard deviation over members (ddof = 1; NaN for one member)
+    "erank_min",
+    "erank_max",
+    "erank_ratio_mean",  # mean over members of erank / feature_dim
+    "rank_mean",
+    "dead_units_mean",
+)
+
+
+class ProbeParams(Section):
+    """The ``probe.*`` section of params.yaml.
+
+    ``partition``: the inputs embedded (``train`` is the full training set,
+    not a member's bootstrap draw). ``center``: subtract the mean embedding
+    before the SVD (false: the raw embedding matrix, as Roy & Vetterli define
+    it for any matrix; post-ReLU embeddings then have a large mean direction).
+    """
+
+    SECTION: ClassVar[str] = "probe"
+    partition: Choice(*PROBE_PARTITIONS)
+    center: Bool
+
+
+def effective_rank(matrix: np.ndarray, center: bool = False) -> float:
+    """Roy & Vetterli's effective rank of a 2-D ``matrix``: exp of the entropy of sigma / sum sigma.
+
+    ``center`` subtracts the column means first. A zero matrix has no
+    singular-value distribution; its effective rank is reported as 0.
+    """
+    a = np.asarray(matrix, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"effective_rank needs a 2-D matrix, got shape {a.shape}")
+    if center:
+        a = a - a.mean(axis=0, keepdims=True)
+    s = np.linalg.svd(a, compute_uv=False)
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    p = s[s > 0] / total  # 0 log 0 = 0: zero singular values drop out
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def numerical_rank(matrix: np.ndarray, center: bool = False) -> int:
+    """``numpy.linalg.matrix_rank`` (cutoff sigma_max * max(shape) * eps) of the same matrix."""
+    a = np.asarray(matrix, dtype=np.float64)
+    if center:
+        a = a - a.mean(axis=0, keepdims=True)
+    return int(np.linalg.matrix_rank(a))
+
+
+def embeddings(model, x: np.ndarray) -> np.ndarray:
+    """``(N, F)`` penultimate-layer embeddings ``model.features(x)`` of inputs ``x`` ``(N, 40)``."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        xt = torch.as_tensor(x, dtype=torch.float32)  # members trained on float32 inputs
+        for start in range(0, len(xt), EMBED_CHUNK):
+            out.append(model.features(xt[start:start + EMBED_CHUNK]).double().numpy())
+    return np.concatenate(out)
+
+
+def load_member(block: str | Path, member: int, model_params: Mapping[str, Any], width: int):
+    """Member ``member``'s reference model from ``<block>/checkpoints/member-XXXXXX.pt``."""
+    import torch
+
+    from biasvar.ensemble.blocks import checkpoint_name
+    from biasvar.ensemble.models import reference_model
+
+    path = Path(block) / "checkpoints" / checkpoint_name(member)
+    model = reference_model(model_params["arch"], width, model_params["depth"],
+                            model_params["residual"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: checkpoint not found (was this block trained?)") from e
+    except Exception as e:
+        raise InputError(f"{path}: not a readable checkpoint ({e.__class__.__name__}: {e})") from e
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise InputError(f"{path}: does not fit the {model_params['arch']} of width {width} "
+                         f"recorded in members.json ({first})") from e
+    return model
+
+
+def probe_block(block: str | Path, x: np.ndarray, center: bool) -> list[dict[str, Any]]:
+    """One row (``ERANK_MEMBER_COLUMNS``) per member of a trained block, embedding ``x``."""
+    from biasvar.core.io import read_json
+
+    block = Path(block)
+    info = read_json(block / "members.json")
+    try:
+        model_params, width = info["params"]["model"], int(info["width"])
+        members = info["members"]
+        noise = float(info["label_noise"])
+    except (KeyError, TypeError) as e:
+        raise InputError(f"{block / 'members.json'}: lacks {e} (params.model, width, "
+                         "label_noise, members)") from e
+    rows = []
+    for m in members:
+        emb = embeddings(load_member(block, int(m["member"]), model_params, width), x)  # (N, F)
+        rows.append({
+            "label_noise": noise, "width": width, "member": int(m["member"]),
+            "draw": int(m["draw"]), "seed": int(m["seed"]), "n_examples": emb.shape[0],
+            "feature_dim": emb.shape[1], "dead_units": int((~emb.any(axis=0)).sum()),
+            "rank": numerical_rank(emb, center), "erank": effective_rank(emb, center),
+        })
+    return rows
+
+
+def summarize(members: Any) -> Any:
+    """Per-config summary (``ERANK_SUMMARY_COLUMNS``) of the per-member table."""
+    df = members.assign(erank_ratio=members["erank"] / members["feature_dim"])
+    g = df.groupby(["label_noise", "width"], sort=True)
+    out = g.agg(n_members=("member", "size"), feature_dim=("feature_dim", "first"),
+                erank_mean=("erank", "mean"), erank_sd=("erank", "std"),
+                erank_min=("erank", "min"), erank_max=("erank", "max"),
+                erank_ratio_mean=("erank_ratio", "mean"), rank_mean=("rank", "mean"),
+                dead_units_mean=("dead_units", "mean")).reset_index()
+    return out[list(ERANK_SUMMARY_COLUMNS)]
+
+
+def run_probe(members_root: str | Path, inputs: Mapping[Any, np.ndarray],
+              widths: Sequence[int], blocks: Sequence[int], center: bool,
+              threads: int = 0) -> tuple[StudyResult, Any]:
+    """Effective rank of every listed member; returns (summary result, per-member table).
+
+    ``inputs`` maps each label-noise level, as it names the member directories
+    (``noise-<p>``), to the ``(N, 40)`` inputs to embed. Only the blocks listed
+    are read (not whatever lies on disk). The summary's metrics give, per
+    noise level, the mean effective rank at each width.
+    """
+    import pandas as pd
+    import torch
+
+    from biasvar.ensemble.blocks import block_dir
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    rows = []
+    for noise, x in inputs.items():
+        for width in widths:
+            for b in blocks:
+                rows += probe_block(block_dir(members_root, noise, width, b), x, center)
+    per_member = pd.DataFrame(rows, columns=list(ERANK_MEMBER_COLUMNS))
+    per_member = per_member.sort_values(["label_noise", "width", "member"], kind="stable")
+    per_member = per_member.reset_index(drop=True)
+    summary = summarize(per_member)
+    metrics = {
+        "center": center,
+        "erank_mean": {f"noise-{p}": {str(int(r.width)): round(float(r.erank_mean), 4)
+                                      for r in part.itertuples()}
+                       for p, part in summary.groupby("label_noise", sort=True)},
+    }
+    return StudyResult(summary, metrics), per_member
