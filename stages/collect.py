@@ -24,7 +24,7 @@ def main() -> None:
         check_label_noise("data.label_noise", v)
     ens = prm.section(EnsembleParams)
     summary = collect(args.members, args.out, noise, list(ens.widths), list(ens.blocks),
-                      ens.block_members)
+                      ens.block_members, seeds_per_draw=ens.seeds_per_draw)
     print(f"collect: {summary['members']} members in {summary['configs']} configs -> {args.out}")
 
 

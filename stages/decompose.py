@@ -11,10 +11,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--logits", required=True, help="the collected logits dataset directory")
     ap.add_argument("--datasets", required=True, help="directory of generate's noise-<p>.npz")
+    ap.add_argument("--splits", required=True,
+                    help="directory of split's block-<b>.npz (for out-of-bag predictions)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     from pathlib import Path
+
+    import numpy as np
 
     from biasvar.analysis.config import DecomposeParams
     from biasvar.analysis.tables import decompose_all
@@ -23,6 +27,7 @@ def main() -> None:
     from biasvar.core.schema import DECOMPOSITION, RELIABILITY, SUMMARY, write_table
     from biasvar.data.config import check_label_noise, check_width
     from biasvar.data.dataset import load_dataset
+    from biasvar.data.splits import load_split
 
     prm = load_declared(PARAMS)
     cfg = prm.section(DecomposeParams)
@@ -33,8 +38,13 @@ def main() -> None:
     for i, w in enumerate(widths):
         check_width(f"ensemble.widths[{i}]", w)
     noisy = {p: load_dataset(Path(args.datasets) / f"noise-{p}.npz").noisy for p in noise}
-    examples, summary, rel = decompose_all(args.logits, noisy, noise, widths, cfg.bootstrap,
-                                           cfg.seed, cfg.ci, cfg.ece_bins)
+    # each draw's distinct training examples: its members are out of bag elsewhere
+    in_bag = {}
+    for f in sorted(Path(args.splits).glob("block-*.npz")):
+        s = load_split(f)
+        in_bag.update({int(d): np.unique(s.for_draw(int(d))) for d in s.draws})
+    examples, summary, rel = decompose_all(args.logits, noisy, noise, widths, cfg.intervals,
+                                           cfg.ci, cfg.ece_bins, in_bag)
     meta = {"data.label_noise": noise, "ensemble.widths": widths, "decompose": prm.get(
         "decompose")}
     with atomic_dir(args.out) as tmp:

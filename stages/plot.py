@@ -13,6 +13,7 @@ def main() -> None:
     ap.add_argument("--fits", required=True)
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--curves", required=True)
+    ap.add_argument("--members", required=True, help="collect's per-member table (CSV)")
     ap.add_argument("--studies", help="data/studies (companion-study tables), optional")
     ap.add_argument("--out", required=True, help="reports/ (the report name is a param)")
     args = ap.parse_args()
@@ -38,7 +39,8 @@ def main() -> None:
     import pandas as pd
 
     curves = pd.read_csv(args.curves)
-    rep = main_report(examples, summary, reliability, fits, curves, metrics, style,
+    members = pd.read_csv(args.members)
+    rep = main_report(examples, summary, reliability, fits, curves, members, metrics, style,
                       model.arch, model.depth, model.residual)
     if args.studies:
         st = Path(args.studies)

@@ -33,7 +33,7 @@ def main() -> None:
 
     from biasvar.data.dataset import load_dataset
     from biasvar.data.splits import load_split
-    from biasvar.ensemble.blocks import save_block
+    from biasvar.ensemble.blocks import block_info, save_block
     from biasvar.ensemble.train import BlockSpec, train_block
 
     dataset = load_dataset(args.dataset)
@@ -44,14 +44,20 @@ def main() -> None:
     result = train_block(dataset, split, spec, model_cfg, train_cfg, runtime,
                          desc=f"train noise={args.label_noise} width={args.width} "
                               f"block={args.block}")
-    info = {"label_noise": args.label_noise, "width": args.width, "block": args.block,
-            "params": {"model": prm.get("model"), "train": prm.get("train"),
-                       "split_method": split.method}}
+    # Everything collect needs to refuse merging inconsistent blocks: the params
+    # this stage reads and the identity (fingerprints) of its dataset and split.
+    info = block_info(args.label_noise, args.width, args.block,
+                      params={"model": prm.get("model"), "train": prm.get("train"),
+                              "split_method": split.method},
+                      layout={"block_size": block_size, "seeds_per_draw": spd},
+                      dataset=dataset, split=split, split_file=args.split)
     save_block(result, args.out, info, dataset.y_test, dataset.y_train)
     acc = [m["test_accuracy"] for m in result.metrics]
+    in_bag = [m["in_bag_error"] for m in result.metrics]
     print(f"train: {len(members)} members in {result.seconds:.1f}s on {result.device} "
           f"({result.seconds / len(members):.2f}s/member), test accuracy "
-          f"{min(acc):.3f}..{max(acc):.3f} -> {args.out}")
+          f"{min(acc):.3f}..{max(acc):.3f}, in-bag error {min(in_bag):.3f}..{max(in_bag):.3f}"
+          f" -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,37 @@ def test_against_slow_per_example_loops(random_ensemble):
         assert neal.sampling[i] == pytest.approx(samp, abs=1e-12)
 
 
+def test_neal_unbiased_terms_equal_pairwise_u_statistics():
+    """Unbiased terms as averages over member pairs (an independent closed form).
+
+    For members a, b of *different* draws, E||p_a - p_b||^2 / 2 is the total
+    variance; of the same draw, the optimization variance; and for draws i != j,
+    E<X_i - e_y, X_j - e_y> (X a draw mean) is the infinite-ensemble bias2.
+    """
+    rng = np.random.default_rng(2)
+    d, s, n, c = 4, 3, 15, 3
+    logits = rng.normal(size=(d, 1, n, c)) + 0.7 * rng.normal(size=(d, s, n, c))
+    p = softmax(logits.reshape(d * s, n, c))
+    labels = rng.integers(0, c, n)
+    draws = np.repeat(np.arange(d), s)
+    t = neal_split(p, draws)
+    bias2 = mse_decomposition(p, labels).bias2
+    e = np.eye(c)[labels]
+    half_sq = {True: [], False: []}  # same draw?
+    for a in range(d * s):
+        for b in range(d * s):
+            if a != b:
+                half_sq[bool(draws[a] == draws[b])].append(((p[a] - p[b]) ** 2).sum(-1) / 2)
+    total, opt = np.mean(half_sq[False], 0), np.mean(half_sq[True], 0)
+    x = p.reshape(d, s, n, c).mean(1)
+    cross = np.mean([((x[i] - e) * (x[j] - e)).sum(-1) for i in range(d) for j in range(d)
+                     if i != j], 0)
+    np.testing.assert_allclose(t.optimization_unbiased, opt, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(t.var_unbiased, total, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(t.sampling_unbiased, total - opt, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(bias2 - t.mean_var_unbiased, cross, rtol=1e-9, atol=1e-14)
+
+
 # ---------------------------------------------------------------- estimator bias
 def test_unbiased_estimates_by_simulation():
     """Members drawn iid around a known mean: unbiased terms hit the truth, plug-in does not."""
@@ -165,17 +196,51 @@ def test_one_member_is_a_clear_error(random_ensemble):
         zero_one_decomposition(logits[:1].argmax(-1), labels, C)
 
 
-def test_one_draw_leaves_sampling_variance_undefined(random_ensemble):
+def test_one_draw_leaves_sampling_and_total_variance_undefined(random_ensemble):
+    """One training set: K/(K-1) var would be the optimization variance mislabelled."""
     logits, _ = random_ensemble
     t = neal_split(softmax(logits), np.zeros(K, int))
     assert np.all(np.isnan(t.sampling)) and np.all(np.isnan(t.sampling_unbiased))
+    assert np.all(np.isnan(t.var_unbiased)) and np.all(np.isnan(t.mean_var_unbiased))
     assert np.all(np.isfinite(t.optimization))
-    assert "sampling variance undefined" in t.note
-    t1 = neal_split(softmax(logits), np.arange(K))  # one seed per draw
-    assert np.all(np.isnan(t1.optimization)) and "cannot be separated" in t1.note
+    var = mse_decomposition(softmax(logits), np.zeros(N, int)).var
+    np.testing.assert_allclose(t.optimization_unbiased, var * K / (K - 1), rtol=1e-12)
+    assert "sampling variance" in t.note and "total variance" in t.note
+
+
+def test_one_seed_per_draw_has_total_variance_but_no_split(random_ensemble):
+    """Independent members: the grid-aware total is the iid K/(K-1) correction."""
+    logits, labels = random_ensemble
+    t = neal_split(softmax(logits), np.arange(K))
+    assert np.all(np.isnan(t.optimization)) and "cannot be separated" in t.note
+    assert np.all(np.isnan(t.sampling_unbiased))
+    iid = mse_decomposition(softmax(logits), labels)
+    np.testing.assert_allclose(t.var_unbiased, iid.var_unbiased, rtol=1e-12)
+    np.testing.assert_allclose(iid.bias2 - t.mean_var_unbiased, iid.bias2_unbiased, rtol=1e-12,
+                               atol=1e-15)
 
 
 def test_unbalanced_grid_is_refused(random_ensemble):
     logits, _ = random_ensemble
     with pytest.raises(DecompositionError, match="balanced"):
         neal_split(softmax(logits), np.array([0] * 5 + [1] * 7))
+
+
+def test_out_of_bag_prediction_against_a_loop():
+    from biasvar.analysis.decompose import out_of_bag_prediction
+
+    rng = np.random.default_rng(3)
+    k, n, c = 5, 40, 4
+    logits = rng.normal(size=(k, n, c))
+    oob = rng.uniform(size=(k, n)) < 0.4
+    oob[:, 0] = False  # an example every member trained on
+    count, pred = out_of_bag_prediction(logits, oob)
+    for i in range(n):
+        members = [m for m in range(k) if oob[m, i]]
+        assert count[i] == len(members)
+        if not members:
+            assert pred[i] == -1
+            continue
+        p = np.mean([np.exp(logits[m, i]) / np.exp(logits[m, i]).sum() for m in members], 0)
+        assert pred[i] == int(np.argmax(p))
+

@@ -34,6 +34,17 @@ def test_round_trip_dense(tmp_path):
     assert got.width == 32 and got.label_noise == pytest.approx(0.15)
 
 
+@pytest.mark.parametrize("label_noise", [0.0, 0.1, 0.15, 0.3, 0.999])
+def test_requested_config_is_found_despite_float32(tmp_path, label_noise):
+    """The file's float32 label_noise matches the float64 params value it was written for."""
+    t, test, _ = _table()
+    t = t.set_column(0, "label_noise", pa.array(np.full(t.num_rows, label_noise, np.float32)))
+    write_config(tmp_path, label_noise, 32, t, {})
+    got = read_config(tmp_path, label_noise, 32, "test")
+    np.testing.assert_array_equal(got.logits, test)
+    assert got.label_noise == pytest.approx(label_noise)
+
+
 def test_rows_sorted_and_typed_per_contract():
     t, _, _ = _table()
     assert t.schema == LOGITS.arrow

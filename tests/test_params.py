@@ -53,7 +53,7 @@ BAD = [
     ("split.method", "jackknife", "one of bootstrap, disjoint, full"),
     ("runtime.device", "tpu", "one of auto, cpu, cuda"),
     ("model.depht", 3, "unknown key"),
-    ("decompose.bootstrap", -1, ">= 0"),
+    ("decompose.intervals", 1, "true or false"),
     ("decompose.ci", 1.0, "(0, 1)"),
     ("regress.estimator", "jackknife", "one of plugin, unbiased"),
     ("tradeoff.noise_std", -0.3, ">= 0"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -91,15 +93,72 @@ def test_repro_to_collect(tiny_project):
     ds = load_dataset(tiny_project / "data" / "generated" / "noise-0.2.npz")
     np.testing.assert_array_equal(train.labels, ds.y_train)
     np.testing.assert_array_equal(got.labels, ds.y_test)
-    meta = read_params(root / "logits" / "noise-0.2_width-8.parquet")
+    path = root / "logits" / "noise-0.2_width-8.parquet"
+    meta = read_params(path)
     assert meta["model"]["arch"] == "mlp" and meta["train"]["steps"] == 30
-    assert LOGITS.name == "logits"
-    members = (root / "members.csv").read_text().splitlines()
-    assert len(members) == 1 + 2 * 2 * 4  # header + noise x width x members
+    assert meta["layout"] == {"block_size": 2, "seeds_per_draw": 2}
+    assert pq.read_schema(path).metadata[b"biasvar.schema"] == LOGITS.name.encode()
+    import pandas as pd
+
+    members = pd.read_csv(root / "members.csv")
+    assert len(members) == 2 * 2 * 4  # noise x width x members
+    # in-bag / out-of-bag per member, against an independent count from the split files
+    from biasvar.data.splits import load_split
+
+    for row in members.itertuples():
+        split = load_split(tiny_project / "data" / "splits" / f"block-{row.block}.npz")
+        n_in_bag = len(np.unique(split.for_draw(row.draw)))
+        assert row.n_in_bag == n_in_bag and row.n_oob == 200 - n_in_bag
+        assert 0 <= row.in_bag_error <= 1 and 0 <= row.oob_error <= 1
+    assert members.in_bag_error.mean() < members.oob_error.mean()  # 30 steps: barely apart
+    curves = pd.read_csv(root / "curves.csv")
+    assert list(curves.columns) == [
+        "label_noise", "width", "member", "step", "train_loss", "train_accuracy", "test_loss",
+        "test_accuracy", "in_bag_loss", "in_bag_error", "oob_loss", "oob_error"]
+    assert len(curves) == 2 * 2 * 4 * 3  # configs x members x log steps
+    # the block records what collect compares
+    info = json.loads((tiny_project / "data" / "members" / "noise-0.2" / "width-8" / "block-1"
+                       / "members.json").read_text())
+    assert info["split"]["draws"] == [1] and info["layout"]["seeds_per_draw"] == 2
+    assert info["dataset"]["n_train"] == 200 and len(info["dataset"]["x_sha256"]) == 64
     # second repro: nothing to do
     r = sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
     assert "didn't change" in r.stdout or "up to date" in r.stdout
     assert "Running stage" not in r.stdout
+
+
+@pytest.mark.pipeline
+def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
+    """Acceptance (issue 10): NaN injected into one member's logits in a block's logits.npz
+    (and committed, as if a train stage had written it) fails ``dvc repro`` at collect
+    with one line naming the file and the member; collect leaves no output nor temporary,
+    and no stage after it runs."""
+    sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
+    block = Path("data/members/noise-0.2/width-8/block-1")
+    f = tiny_project / block / "logits.npz"
+    with np.load(f) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["test"][1, 7, 3] = np.nan  # member 3 (block 1 holds members 2 and 3)
+    f.unlink()  # never write through a link into the DVC cache
+    np.savez(f, **arrays)
+    lock = (tiny_project / "dvc.lock").read_text()
+    try:
+        sh(tiny_project, sys.executable, "-m", "dvc", "commit", "-f", "train@0.2-8-1")
+        r = sh(tiny_project, sys.executable, "-m", "dvc", "repro", "decompose", check=False)
+        assert r.returncode != 0
+        errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+        assert errors[0] == (
+            f"error: {block / 'logits.npz'} (label_noise 0.2, width 8, block 1): member 3 has 1 "
+            "non-finite test logits (NaN or inf) of 2000"), r.stderr
+        assert "Traceback" not in r.stderr
+        assert "Running stage 'decompose'" not in r.stdout
+        data = tiny_project / "data"
+        assert not (data / "collected").exists() and not (data / "decomposition").exists()
+        assert not list(data.glob(".collected.tmp-*"))
+    finally:  # leave the module's project as it was
+        (tiny_project / "dvc.lock").write_text(lock)
+        sh(tiny_project, sys.executable, "-m", "dvc", "checkout", "-f", "train@0.2-8-1",
+           "collect")
 
 
 @pytest.mark.pipeline
@@ -108,6 +167,10 @@ def test_bad_param_fails_before_training(tmp_path):
                                                                 "widths": [4, 0]}})
     r = sh(proj, sys.executable, "-m", "dvc", "repro", "collect", check=False)
     assert r.returncode != 0
-    assert "error: params.yaml: ensemble.widths[1] = 0 is invalid: an integer >= 1" in (
-        r.stdout + r.stderr)
+    # one line naming the key, the value and what is allowed (the wording of what is
+    # allowed belongs to core.config)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and errors[0].startswith(
+        "error: params.yaml: ensemble.widths[1] = 0 is invalid: ") and ">= 1" in errors[0], (
+        r.stderr)
     assert not (proj / "data" / "members").exists()  # nothing trained

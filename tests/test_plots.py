@@ -41,16 +41,23 @@ def tables(tmp_path_factory):
                               "train": (logits(y_train, n_train), y_train)})
             write_config(root, p, w, t, {})
     noisy = {p: rng.uniform(size=n_train) < p for p in NOISE}
-    ex, sm, rl = decompose_all(root, noisy, NOISE, WIDTHS, n_boot=20, seed=0, ci=0.9, n_bins=10)
+    in_bag = {d: np.unique(rng.integers(0, n_train, n_train)) for d in range(3)}
+    ex, sm, rl = decompose_all(root, noisy, NOISE, WIDTHS, intervals=True, ci=0.9, n_bins=10,
+                               in_bag=in_bag)
     fits, metrics = regress_all(ex, sm, "plugin", n_boot=20, seed=0, ci=0.9)
     steps = np.arange(10, 110, 10)
     curves = pd.DataFrame([
         {"label_noise": p, "width": w, "member": m, "step": s, "train_loss": 2.0 / s * w,
          "train_accuracy": 0.5, "test_loss": 1.0, "test_accuracy": 0.3 + 0.001 * s}
         for p in NOISE for w in WIDTHS for m in range(6) for s in steps])
+    # in-bag error falls to 0 from width 8; 25 of the 40 training examples per draw
+    members = pd.DataFrame([
+        {"label_noise": p, "width": w, "member": m, "split_method": "bootstrap",
+         "in_bag_error": 0.0 if w >= 8 else 0.2, "oob_error": 0.5, "n_in_bag": 25}
+        for p in NOISE for w in WIDTHS for m in range(6)])
     return {"examples": ex.to_pandas(), "summary": sm.to_pandas(),
             "reliability": rl.to_pandas(), "fits": fits.to_pandas(), "metrics": metrics,
-            "curves": curves}
+            "curves": curves, "members": members}
 
 
 STYLE = Style(max_points=50)
@@ -86,14 +93,22 @@ def test_terms_vs_width_figure(tables):
 
 
 def test_error_vs_width_figure_marks_the_threshold(tables):
-    fig = plots.error_vs_width_figure(tables["summary"], 6.0, STYLE)
+    ex = tables["examples"]
+    train = ex[(ex.partition == "train") & (ex.oob_members > 0)]
+    oob = (train.assign(oob_error=train.oob_prediction != train.label)
+           .groupby(["label_noise", "width"], as_index=False).oob_error.mean())
+    fig = plots.error_vs_width_figure(tables["summary"], tables["members"], 6.0, STYLE, oob)
     axes = fig.get_axes()
     assert len(axes) == 2
     for ax in axes:
         assert ax.get_ylabel() == "0-1 error (fraction)"
         labels = [ln.get_label() for ln in _lines(ax)]
-        assert labels.count("parameters = training examples") == 1
-        assert len(labels) == 2 * len(NOISE) + 1  # test + train per level, + threshold
+        assert labels.count("parameters = distinct examples per draw") == 1
+    # member panel: test, in-bag, out-of-bag per level; ensemble: test and train per level
+    assert len(_lines(axes[0])) == 3 * len(NOISE) + 1
+    assert len(_lines(axes[1])) == 3 * len(NOISE) + 1  # + the out-of-bag ensemble
+    in_bag = [ln for ln in _lines(axes[0]) if ln.get_label().startswith("in-bag")][0]
+    np.testing.assert_allclose(in_bag.get_ydata(), [0.2, 0.0, 0.0])
 
 
 def test_calibration_and_curves_figures(tables):
@@ -114,7 +129,7 @@ def test_calibration_and_curves_figures(tables):
 def test_report_readme_embeds_every_figure(tables, tmp_path):
     t = tables
     rep = main_report(t["examples"], t["summary"], t["reliability"], t["fits"], t["curves"],
-                      t["metrics"], STYLE, "mlp", 2, False)
+                      t["members"], t["metrics"], STYLE, "mlp", 2, False)
     assert isinstance(rep, Report) and len(rep.figures) == 5
     write_report(rep, tmp_path / "r", t["metrics"], dpi=40)
     readme = (tmp_path / "r" / "README.md").read_text()
@@ -123,6 +138,11 @@ def test_report_readme_embeds_every_figure(tables, tmp_path):
         assert f"![{fg.title}]({fg.name}.png)" in readme
         assert fg.caption in readme
     assert "| label_noise | width | slope |" in readme
+    errors = {f.name: f.caption for f in rep.figures}["error_width"]
+    # the threshold uses the 25 distinct examples per draw, not the 40 training examples
+    assert "in-bag error 0 from width 8" in errors
+    assert "25 distinct examples a member is fitted to" in errors
+    assert "of the 40 training examples" in errors
     assert (tmp_path / "r" / "metrics.json").exists()
 
 

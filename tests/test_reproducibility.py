@@ -38,7 +38,6 @@ TINY = {
     "data": {"label_noise": NOISE, "num_samples": 200, "train_split": 0.5},
     "ensemble": {"widths": WIDTHS, "blocks": BLOCKS, "block_size": 2, "seeds_per_draw": 2},
     "train": {"steps": 20, "log_every": 10, "batch_size": 50},
-    "decompose": {"bootstrap": 10},
     "regress": {"bootstrap": 10},
     "tradeoff": {"hidden_units": [1, 2, 3], "n_datasets": 4, "n_grid": 20, "test_draws": 1},
     "ridgeless": {"n_features": [1, 3, 5, 8], "n_train": 5, "n_test": 50, "repeats": 3},

@@ -64,7 +64,7 @@ def test_study_stages_run_and_rerun_only_on_their_own_inputs(tmp_path):
     # A study's params or sources rerun that study only: not the other studies,
     # not the other spectral configs, not the training stages.
     params_text = (proj / "params.yaml").read_text()
-    source = proj / "src" / "biasvar" / "ridgeless.py"
+    source = proj / "src" / "biasvar" / "studies" / "ridgeless.py"
     source_text = source.read_text()
 
     def edit(p):

@@ -1,4 +1,6 @@
-"""Training a block: block-size invariance, learning, NaN detection."""
+"""Training a block: block-size invariance, learning, in-bag/out-of-bag scores, NaN detection.
+
+(Faults, e.g. a member that diverges on its last step, are in test_faults.py.)"""
 
 from __future__ import annotations
 
@@ -39,6 +41,65 @@ def test_member_result_does_not_depend_on_block_size(small_dataset, arch):
                                atol=1e-4)
     # and members really differ from each other
     assert np.abs(block4.test_logits[0] - block4.test_logits[1]).max() > 1e-2
+    # in-bag / out-of-bag scores (metrics and curves) do not depend on the block either
+    for k in ("in_bag_loss", "in_bag_error", "oob_loss", "oob_error"):
+        assert alone.metrics[0][k] == pytest.approx(block4.metrics[2][k], rel=1e-4, abs=1e-4)
+        np.testing.assert_allclose(alone.curves[k][:, 0], block4.curves[k][:, 2], rtol=1e-4,
+                                   atol=1e-4)
+    assert alone.metrics[0]["n_in_bag"] == block4.metrics[2]["n_in_bag"]
+
+
+def _numpy_scores(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example CE and error, computed independently of torch: (N, C), (N,)."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -logp[np.arange(len(y)), y], (logits.argmax(axis=1) != y).astype(float)
+
+
+@pytest.mark.parametrize("method", ["bootstrap", "disjoint", "full"])
+def test_in_bag_and_out_of_bag_scores(small_dataset, method):
+    ds, members, spd = small_dataset, [0, 1, 2, 3], 2
+    split = make_split(method, ds.n_train, [0, 1], seed=3, parts=2)
+    cfg = TrainParams(optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0, steps=30,
+                      batch_size=50, seed=0, log_every=10)
+    r = train_block(ds, split, _spec(members, spd, 16),
+                    ModelParams(arch="mlp", depth=1, residual=False), cfg, RUNTIME)
+    for i, m in enumerate(r.metrics):
+        draw = split.for_draw(m["draw"])
+        in_bag = np.zeros(ds.n_train, bool)
+        in_bag[draw] = True  # each distinct example once, whatever its multiplicity
+        assert m["n_in_bag"] == len(np.unique(draw)) and m["n_oob"] == ds.n_train - m["n_in_bag"]
+        ce, err = _numpy_scores(r.train_logits[i], ds.y_train)
+        assert m["in_bag_loss"] == pytest.approx(ce[in_bag].mean(), rel=1e-5)
+        assert m["in_bag_error"] == pytest.approx(err[in_bag].mean(), abs=1e-6)
+        assert m["train_loss"] == pytest.approx(ce.mean(), rel=1e-5)  # whole partition
+        if method == "full":
+            assert m["n_oob"] == 0 and np.isnan(m["oob_loss"]) and np.isnan(m["oob_error"])
+        else:
+            assert m["oob_loss"] == pytest.approx(ce[~in_bag].mean(), rel=1e-5)
+            assert m["oob_error"] == pytest.approx(err[~in_bag].mean(), abs=1e-6)
+        # the curves' last row is the final evaluation
+        for k in ("in_bag_loss", "in_bag_error", "oob_loss", "oob_error", "test_loss"):
+            np.testing.assert_allclose(r.curves[k][-1, i], m[k], rtol=1e-6)
+    if method == "bootstrap":  # ~63 % distinct examples
+        assert 0.55 < r.metrics[0]["n_in_bag"] / ds.n_train < 0.7
+    if method == "disjoint":
+        assert r.metrics[0]["n_in_bag"] == ds.n_train // 2
+    assert r.curves["step"].tolist() == [10, 20, 30]
+    assert r.curves["in_bag_error"].shape == (3, 4)
+
+
+def test_in_bag_error_reaches_zero_when_members_interpolate(clean_dataset):
+    """Wide members fit their own draw; their out-of-bag error stays far from zero."""
+    split = make_split("bootstrap", clean_dataset.n_train, [0], seed=0)
+    cfg = TrainParams(optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0, steps=200,
+                      batch_size=100, seed=0, log_every=100)
+    r = train_block(clean_dataset, split, _spec([0, 1], 2, 128),
+                    ModelParams(arch="mlp", depth=2, residual=False), cfg, RUNTIME)
+    for m in r.metrics:
+        assert m["in_bag_error"] == 0.0 and m["oob_error"] > 0.2
+        assert m["train_accuracy"] < 0.95  # the whole partition is mostly out-of-bag errors
 
 
 def test_block_learns(clean_dataset):

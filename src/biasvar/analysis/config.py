@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from biasvar.core.config import Choice, Int, OpenUnitInterval, Section, Seed
+from biasvar.core.config import Bool, Choice, Int, OpenUnitInterval, Section, Seed
 
 
 class DecomposeParams(Section):
-    """Per-config summaries (``decompose.*``): bootstrap over draws and calibration bins."""
+    """Per-config summaries (``decompose.*``): jackknife intervals and calibration bins."""
 
     SECTION: ClassVar[str] = "decompose"
-    bootstrap: Int(0)  # replicates; 0 disables CIs
+    intervals: Bool  # delete-one-draw jackknife intervals (false: skip them)
     ci: OpenUnitInterval  # confidence level of the intervals
     ece_bins: Int(1)  # equal-width confidence bins
-    seed: Seed
 
 
 class RegressParams(Section):

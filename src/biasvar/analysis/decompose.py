@@ -19,8 +19,13 @@ arrays of shape ``(N,)``; averaging over examples is the caller's choice.
   E_draw[Var_seed] + Var_draw(E_seed)`` (optimization + sampling), exact on a
   balanced grid.
 - Finite-K: the plug-in variance is biased low by (K-1)/K and the plug-in
-  bias2 high by Var/K. ``unbiased`` estimates scale the variance by K/(K-1)
-  and subtract var_unbiased/K from bias2, which may then be negative.
+  bias2 high by Var/K. For K *independent* members, ``mse_decomposition``'s
+  ``unbiased`` estimates scale the variance by K/(K-1) and subtract
+  var_unbiased/K from bias2, which may then be negative. Members that share
+  draws are not independent: ``neal_split`` gives the grid-aware unbiased
+  total variance and Var(p_bar), and NaN with one draw (one training set says
+  nothing about the sampling variance, so K/(K-1) var would estimate only the
+  optimization variance).
 - Regression (toy studies): with the true function f and noise variance
   sigma^2, expected squared error on a fresh noisy target = sigma^2 + bias^2 +
   variance.
@@ -166,7 +171,8 @@ class NealTerms:
     optimization_unbiased: np.ndarray  # (N,)
     sampling_unbiased: np.ndarray  # (N,)
     # Grid-aware unbiased total variance of one member (optimization + sampling)
-    # and variance of the ensemble mean p_bar (what inflates the plug-in bias2).
+    # and variance of the ensemble mean p_bar (what inflates the plug-in bias2);
+    # NaN with one draw.
     var_unbiased: np.ndarray  # (N,)
     mean_var_unbiased: np.ndarray  # (N,)
     n_draws: int
@@ -179,9 +185,14 @@ def neal_split(probs: np.ndarray, draws: np.ndarray) -> NealTerms:
 
     Plug-in terms add up exactly to ``mse_decomposition(...).var``. Unbiased:
     within-draw variance x S/(S-1); across-draw variance of draw means x
-    D/(D-1) minus the unbiased optimization variance / S. With one draw the
-    sampling variance is undefined; with one seed per draw the optimization
-    variance (and so the split) is undefined: both are NaN, never 0.
+    D/(D-1) minus the unbiased optimization variance / S. With one seed per
+    draw the optimization variance (and so the split) is undefined (NaN, never
+    0), but the members are independent and the total variance is the iid
+    K/(K-1) estimate. With one draw the sampling variance is undefined, and so
+    are the total variance of a member and Var(p_bar) (``var_unbiased``,
+    ``mean_var_unbiased``): all NaN. K/(K-1) x plug-in variance would estimate
+    only the optimization variance there, which ``optimization_unbiased``
+    already reports under its own name.
     """
     probs = np.asarray(probs, dtype=np.float64)
     draws = np.asarray(draws)
@@ -202,13 +213,32 @@ def neal_split(probs: np.ndarray, draws: np.ndarray) -> NealTerms:
         return np.full(n, np.nan)
 
     if s == 1:
+        # independent members (one per draw): the iid correction is the grid-aware one
         note = "one seed per draw: optimization and sampling variance cannot be separated"
-        return NealTerms(nan(), nan(), nan(), nan(), nan(), nan(), d, s, note)
+        var_unb = samp * d / (d - 1)
+        return NealTerms(nan(), nan(), nan(), nan(), var_unb, var_unb / d, d, s, note)
     opt_unb = opt * s / (s - 1)
     if d == 1:
-        note = "one draw: sampling variance undefined"
+        note = ("one draw: sampling variance, total variance and Var(p_bar) undefined "
+                "(only the optimization variance is estimable)")
         return NealTerms(opt, nan(), opt_unb, nan(), nan(), nan(), d, s, note)
     # E[samp] = (D-1)/D (sigma2_samp + sigma2_opt / S)
     samp_unb = samp * d / (d - 1) - opt_unb / s
     return NealTerms(opt, samp, opt_unb, samp_unb, opt_unb + samp_unb,
                      samp_unb / d + opt_unb / (d * s), d, s, "")
+
+
+def out_of_bag_prediction(logits: np.ndarray, out_of_bag: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """The out-of-bag ensemble of each example: members that did not train on it.
+
+    ``logits`` (K, N, C), ``out_of_bag`` (K, N) bool. Returns ``(count (N,),
+    prediction (N,))``: how many members are out of bag for the example and the
+    argmax of their mean probabilities (-1 where no member is).
+    """
+    probs = softmax(logits)  # (K, N, C)
+    oob = np.asarray(out_of_bag, dtype=np.float64)
+    count = oob.sum(0)  # (N,)
+    mean = np.einsum("kn,knc->nc", oob, probs)  # (N, C), unnormalized: argmax is the same
+    pred = np.where(count > 0, mean.argmax(-1), -1)
+    return count.astype(np.int32), pred.astype(np.int16)

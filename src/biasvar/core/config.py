@@ -101,6 +101,21 @@ class Section(BaseModel):
             raise param_error(cls, where, e.errors()[0]) from None
 
 
+    @classmethod
+    def problems(cls, d: Any, where: str | None = None) -> list[ParamError]:
+        """Every problem of a section (``from_dict`` stops at the first), for validate."""
+        where = where or cls.SECTION
+        if not isinstance(d, Mapping):
+            return [ParamError(where, d, "a mapping with keys " + ", ".join(cls.keys()))]
+        try:
+            cls.model_validate(dict(d))
+        except ValidationError as e:
+            return [param_error(cls, where, err) for err in e.errors()]
+        except ParamError as e:  # a cross-field rule
+            return [e]
+        return []
+
+
 def _key(where: str, loc: tuple) -> str:
     out = where
     for part in loc:

@@ -1,7 +1,10 @@
 """The one module that defines every Parquet format of the project.
 
 Writers and readers both call ``validate``: a table whose columns, order or
-types differ from the schema fails with the file and the column named. Each
+types differ from the schema, or that holds NaN/inf in a column the schema
+declares finite (the logits), fails with the file and the column named (and,
+for a non-finite value, the key columns of its first row: config and member).
+Each
 file carries in its key-value metadata the schema name and version and the
 params that produced it (JSON).
 """
@@ -35,6 +38,8 @@ class TableSchema:
     sort_by: tuple[str, ...]
     # Allowed values of categorical string columns.
     categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Float columns that must hold no NaN or infinity.
+    finite: tuple[str, ...] = ()
 
 
 LOGITS = TableSchema(
@@ -54,6 +59,7 @@ LOGITS = TableSchema(
     ]),
     sort_by=("label_noise", "width", "member", "partition", "example", "class"),
     categories=(("partition", ("test", "train")),),
+    finite=("logit",),
 )
 
 PARTITIONS = ("test", "train")  # sorted order, as in files
@@ -72,7 +78,7 @@ EXAMPLE_TERMS = (
 
 DECOMPOSITION = TableSchema(
     name="decomposition",
-    version=1,
+    version=2,
     arrow=pa.schema([
         *_CONFIG,
         ("example", pa.int32()),
@@ -80,6 +86,10 @@ DECOMPOSITION = TableSchema(
         ("noisy", pa.bool_()),  # training label was changed by label noise (train only)
         ("ensemble_prediction", pa.int16()),  # argmax of the mean probabilities
         ("correct", pa.bool_()),  # ensemble_prediction == label
+        # out-of-bag ensemble: the members whose draw does not hold the example (every
+        # member on test rows); their mean-probability argmax, -1 when there is none
+        ("oob_members", pa.int32()),
+        ("oob_prediction", pa.int16()),
         *[(t, _F64) for t in EXAMPLE_TERMS],  # NaN where undefined (e.g. one draw)
     ]),
     sort_by=("label_noise", "width", "partition", "example"),
@@ -88,12 +98,13 @@ DECOMPOSITION = TableSchema(
 
 SUMMARY = TableSchema(
     name="summary",
-    version=1,
+    version=2,
     arrow=pa.schema([
         *_CONFIG,
-        ("quantity", pa.string()),  # see biasvar.summary.QUANTITIES
+        ("quantity", pa.string()),  # see biasvar.analysis.summary.QUANTITIES
         ("value", _F64),  # mean over examples (NaN where undefined)
-        ("ci_low", _F64),  # basic (pivotal) bootstrap over draws
+        ("estimate", _F64),  # of the population value (biasvar.analysis.summary)
+        ("ci_low", _F64),  # delete-one-draw jackknife interval for the population value
         ("ci_high", _F64),
         ("members", pa.int32()),
         ("draws", pa.int32()),
@@ -169,8 +180,52 @@ def validate(table: pa.Table, schema: TableSchema, path: str | Path,
         if not values <= set(allowed):
             raise InputError(f"{path}: column {col!r} has values {sorted(values - set(allowed))}"
                              f", allowed {list(allowed)}")
+    for col in schema.finite:
+        _require_finite_column(table, col, schema.sort_by, path)
     if check_sorted and table.num_rows > 1 and not _is_sorted(table, schema.sort_by):
         raise InputError(f"{path}: rows are not sorted by {', '.join(schema.sort_by)}")
+
+
+def _require_finite_column(table: pa.Table, col: str, keys: tuple[str, ...],
+                           path: str | Path) -> None:
+    """Raise naming ``path``, the column, the count and the first bad row's keys."""
+    import pyarrow.compute as pc
+
+    finite = pc.is_finite(table.column(col))
+    n_bad = table.num_rows - pc.sum(finite).as_py() if table.num_rows else 0
+    if not n_bad:
+        return
+    row = pc.index(finite, False).as_py()
+    where = ", ".join(f"{k} {_short(table.column(k)[row].as_py())}" for k in keys
+                      if k in table.column_names)
+    members = ""
+    if "member" in table.column_names:
+        bad = pc.unique(pc.filter(table.column("member"), pc.invert(finite))).to_pylist()
+        members = f"; members affected: {sorted(bad)}"
+    raise InputError(f"{path}: column {col!r} has {n_bad} non-finite values (NaN or inf), "
+                     f"first at {where}{members}")
+
+
+def _short(v: Any) -> Any:
+    """A float32 value as its shortest decimal (0.15, not 0.15000000596046448)."""
+    return f"{v:.7g}" if isinstance(v, float) else v
+
+
+def require_finite_logits(logits: np.ndarray, members, where: str, partition: str) -> None:
+    """Raise ``InputError`` if ``logits`` ``(members, ...)`` hold NaN or inf.
+
+    ``where`` names the file and config; the message names the first affected
+    member, how many of its values are bad, and every affected member.
+    """
+    finite = np.isfinite(logits).reshape(len(members), -1)  # (M, values)
+    if finite.all():
+        return
+    bad = (~finite).sum(axis=1)  # (M,)
+    hit = np.flatnonzero(bad)
+    m = int(hit[0])
+    others = f"; members affected: {[int(members[i]) for i in hit]}" if len(hit) > 1 else ""
+    raise InputError(f"{where}: member {int(members[m])} has {int(bad[m])} non-finite "
+                     f"{partition} logits (NaN or inf) of {finite.shape[1]}{others}")
 
 
 def _is_sorted(table: pa.Table, keys: tuple[str, ...]) -> bool:

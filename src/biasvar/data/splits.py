@@ -48,6 +48,8 @@ class Split:
     indices: np.ndarray  # (n_draws, n_draw) int64
     method: str
     n_train: int
+    seed: int = -1  # split.seed (-1: not recorded); collect compares it across blocks
+    parts: int = 0  # K of a disjoint split (0: not disjoint)
 
     def for_draw(self, draw: int) -> np.ndarray:
         row = np.flatnonzero(self.draws == draw)
@@ -61,13 +63,15 @@ def make_split(method: str, n_train: int, draws: list[int], seed: int,
     """Indices for ``draws`` (sorted, distinct)."""
     draws_arr = np.array(sorted(set(draws)), dtype=np.int64)
     rows = [draw_indices(method, n_train, int(d), seed, parts) for d in draws_arr]
-    return Split(draws_arr, np.stack(rows).astype(np.int64), method, n_train)
+    return Split(draws_arr, np.stack(rows).astype(np.int64), method, n_train, int(seed),
+                 int(parts or 0) if method == "disjoint" else 0)
 
 
 def save_split(split: Split, path: str | Path) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, draws=split.draws, indices=split.indices, method=np.str_(split.method),
-                 n_train=np.int64(split.n_train))
+                 n_train=np.int64(split.n_train), seed=np.int64(split.seed),
+                 parts=np.int64(split.parts))
 
 
 def load_split(path: str | Path) -> Split:
@@ -77,6 +81,8 @@ def load_split(path: str | Path) -> Split:
         with np.load(path) as z:
             draws, indices = z["draws"], z["indices"]
             method, n_train = str(z["method"]), int(z["n_train"])
+            seed = int(z["seed"]) if "seed" in z.files else -1
+            parts = int(z["parts"]) if "parts" in z.files else 0
     except FileNotFoundError as e:
         raise InputError(f"{path}: split not found") from e
     except Exception as e:
@@ -85,4 +91,4 @@ def load_split(path: str | Path) -> Split:
         raise InputError(f"{path}: indices have shape {indices.shape} for {len(draws)} draws")
     if indices.size and (indices.min() < 0 or indices.max() >= n_train):
         raise InputError(f"{path}: indices outside [0, {n_train})")
-    return Split(draws, indices, method, n_train)
+    return Split(draws, indices, method, n_train, seed, parts)

@@ -3,9 +3,17 @@
 ``<block dir>/``
 - ``logits.npz``   members, draws, seeds, test/train logits ``(members, examples, classes)``
                    float32 and the labels they were scored against
-- ``curves.csv``   member, step, train_loss, train_accuracy, test_loss, test_accuracy
-- ``members.json`` producing params and per-member final metrics
+- ``curves.csv``   ``CURVE_COLUMNS``: member, step, then per log step the running
+                   minibatch train_loss/train_accuracy, test_loss/test_accuracy and
+                   the in-bag and out-of-bag loss and error (see ``train.CURVE_METRICS``)
+- ``members.json`` the block's identity (``block_info``: label_noise, width, block,
+                   params, layout, dataset and split fingerprints) and, under
+                   ``members``, per-member final metrics (``train.METRICS`` plus
+                   n_in_bag, n_oob; ``null`` where undefined)
 - ``checkpoints/member-<id>.pt``  each member's reference-module ``state_dict``
+
+``load_block`` refuses a block whose files are unreadable, malformed or hold
+non-finite logits, naming the file (and the member).
 """
 
 from __future__ import annotations
@@ -18,8 +26,12 @@ import numpy as np
 
 from biasvar.core.errors import InputError
 from biasvar.core.io import atomic_dir, read_json
+from biasvar.core.schema import require_finite_logits
 
-CURVE_COLUMNS = ("member", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+CURVE_COLUMNS = ("member", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                 "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
+# Keys every members.json holds (written by ``block_info`` + ``save_block``).
+INFO_KEYS = ("label_noise", "width", "block", "params", "layout", "dataset", "split", "members")
 
 
 def block_dir(root: str | Path, label_noise: float, width: int, block: int) -> Path:
@@ -29,6 +41,72 @@ def block_dir(root: str | Path, label_noise: float, width: int, block: int) -> P
 
 def checkpoint_name(member: int) -> str:
     return f"member-{member:06d}.pt"
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 of arrays' dtypes, shapes and bytes (identical inputs, identical hex)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def split_scalars(path: str | Path) -> dict[str, Any]:
+    """Every scalar a split file records besides its arrays (method, n_train, and a seed
+    or parts if the split stage writes them), as JSON values."""
+    out = {}
+    with np.load(path) as z:
+        for k in z.files:
+            try:
+                a = z[k]
+            except ValueError:  # an object array (pickled): not a plain scalar
+                continue
+            if a.ndim == 0:
+                out[k] = a.item()
+    return out
+
+
+def block_info(label_noise: float, width: int, block: int, params: dict[str, Any],
+               layout: dict[str, Any], dataset, split, split_file: str | Path | None = None
+               ) -> dict[str, Any]:
+    """What identifies a block, for ``members.json``.
+
+    ``params`` are the producing params (model, train, split method), ``layout``
+    the member layout (block_size, seeds_per_draw). The dataset and the split
+    are recorded by fingerprint, so that ``collect`` can tell blocks trained on
+    other data (``data.*``, ``data.noise_seed``) or another split apart:
+    ``dataset``: sizes and SHA-256 of the inputs, the test labels, the clean and
+    the (noisy) training labels; ``split``: its scalars (method, n_train, …), its
+    draws, the SHA-256 of the whole split and of each draw's indices.
+    """
+    dataset_id = {
+        "n_train": int(len(dataset.y_train)), "n_test": int(len(dataset.y_test)),
+        "x_sha256": fingerprint(dataset.x_train, dataset.x_test),
+        "y_test_sha256": fingerprint(np.asarray(dataset.y_test, np.int64)),
+        "y_train_clean_sha256": fingerprint(np.asarray(dataset.y_train_clean, np.int64)),
+        "y_train_sha256": fingerprint(np.asarray(dataset.y_train, np.int64)),
+    }
+    draws = np.asarray(split.draws, np.int64)
+    indices = np.asarray(split.indices, np.int64)
+    scalars = split_scalars(split_file) if split_file is not None else {}
+    split_id = {
+        **scalars, "method": str(split.method), "n_train": int(split.n_train),
+        "draws": draws.tolist(), "sha256": fingerprint(draws, indices),
+        "draw_sha256": {str(int(d)): fingerprint(row) for d, row in zip(draws, indices,
+                                                                        strict=True)},
+    }
+    return {"label_noise": label_noise, "width": width, "block": block, "params": params,
+            "layout": layout, "dataset": dataset_id, "split": split_id}
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """Non-finite floats (an undefined OOB score) as ``null``: JSON has no NaN."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in row.items()}
 
 
 def save_block(result, out_dir: str | Path, info: dict[str, Any], y_test: np.ndarray,
@@ -62,7 +140,8 @@ def save_block(result, out_dir: str | Path, info: dict[str, Any], y_test: np.nda
         # No wall time or device here: the block's outputs must be byte-identical
         # when nothing changed (DVC compares hashes); the stage prints both.
         (tmp / "members.json").write_text(json.dumps(
-            {**info, "members": result.metrics}, indent=2) + "\n")
+            {**info, "members": [_json_safe(r) for r in result.metrics]}, indent=2,
+            allow_nan=False) + "\n")
 
 
 @dataclass(frozen=True)
@@ -92,6 +171,10 @@ def load_block(path: str | Path) -> BlockLogits:
     except Exception as e:
         raise InputError(f"{f}: not readable ({e.__class__.__name__}: {e})") from e
     m = len(arrays["members"])
+    for key in ("members", "draws", "seeds"):
+        if arrays[key].shape != (m,) or arrays[key].dtype.kind not in "iu":
+            raise InputError(f"{f}: array {key!r} has shape {arrays[key].shape} and type "
+                             f"{arrays[key].dtype}, expected {m} integers")
     for part in ("test", "train"):
         a, labels = arrays[part], arrays[f"{part}_labels"]
         if a.ndim != 3 or a.shape[0] != m or a.shape[1] != len(labels):
@@ -99,5 +182,62 @@ def load_block(path: str | Path) -> BlockLogits:
                              f"{len(labels)} examples")
         if a.dtype != np.float32:
             raise InputError(f"{f}: {part} logits are {a.dtype}, expected float32")
-    info = read_json(path / "members.json")
+    info = read_info(path / "members.json", arrays["members"])
+    where = (f"{f} (label_noise {info['label_noise']}, width {info['width']}, "
+             f"block {info['block']})")
+    for part in ("test", "train"):
+        require_finite_logits(arrays[part], arrays["members"], where, part)
     return BlockLogits(**arrays, info=info)
+
+
+def read_info(path: str | Path, members: np.ndarray | None = None) -> dict[str, Any]:
+    """Read a block's ``members.json``, checking its structure; errors name the file.
+
+    ``members``: the member ids its ``members`` list must hold, in order.
+    """
+    path = Path(path)
+    info = read_json(path)
+    if not isinstance(info, dict):
+        raise InputError(f"{path}: expected a JSON object with keys {', '.join(INFO_KEYS)}; "
+                         f"found a JSON {type(info).__name__}")
+    missing = [k for k in INFO_KEYS if k not in info]
+    if missing:
+        raise InputError(f"{path}: lacks key{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))} (written by an older version or "
+                         "edited? retrain the block)")
+    rows = info["members"]
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "member" in r
+                                             for r in rows):
+        raise InputError(f"{path}: 'members' must be a list of objects with a 'member' key")
+    if members is not None and [r["member"] for r in rows] != np.asarray(members).tolist():
+        raise InputError(f"{path}: lists members {[r['member'] for r in rows]}, but "
+                         f"logits.npz holds {np.asarray(members).tolist()}")
+    for key, kind in (("params", dict), ("layout", dict), ("dataset", dict), ("split", dict)):
+        if not isinstance(info[key], kind):
+            raise InputError(f"{path}: {key!r} must be a JSON object, found "
+                             f"{type(info[key]).__name__}")
+    return info
+
+
+def load_curves(path: str | Path, members: np.ndarray) -> Any:
+    """Read a block's ``curves.csv`` as a DataFrame; wrong columns or members are named."""
+    import pandas as pd
+
+    f = Path(path) / "curves.csv"
+    try:
+        c = pd.read_csv(f)
+    except FileNotFoundError as e:
+        raise InputError(f"{f}: not found (was this block trained?)") from e
+    except Exception as e:
+        raise InputError(f"{f}: not a readable CSV ({e.__class__.__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from e
+    if list(c.columns) != list(CURVE_COLUMNS):
+        raise InputError(f"{f}: columns are {list(c.columns)}, expected {list(CURVE_COLUMNS)}")
+    for col in CURVE_COLUMNS:
+        if not pd.api.types.is_numeric_dtype(c[col]):
+            raise InputError(f"{f}: column {col!r} is not numeric")
+    got = np.unique(c["member"].to_numpy())
+    if not np.array_equal(got, np.unique(members)):
+        raise InputError(f"{f}: holds members {got.tolist()}, logits.npz holds "
+                         f"{np.asarray(members).tolist()}")
+    return c

@@ -6,6 +6,15 @@ long layout (one row per member, partition, example, class), sorted. Dense
 reads reshape the ``logit`` column straight into ``(members, examples,
 classes)`` after checking, vectorized, that the key columns form exactly that
 grid: no Python loop over rows.
+
+Nothing inconsistent is merged or read silently. ``collect`` requires every
+block of the collection to agree on the producing params (``params``: model,
+train, split method), the member layout (``layout``), the dataset (inputs, test
+and clean training labels: ``dataset.*``) and the split method and size; the
+blocks of one label-noise level to share byte-identical training labels; a
+block id to use the same split at every config and a draw the same indices in
+every block. Errors name the two blocks and the differing key. Non-finite
+logits are refused at every layer (block, Parquet write and read, dense read).
 """
 
 from __future__ import annotations
@@ -18,7 +27,13 @@ import numpy as np
 import pyarrow as pa
 
 from biasvar.core.errors import InputError
-from biasvar.core.schema import LOGITS, PARTITIONS, read_table, write_table
+from biasvar.core.schema import (
+    LOGITS,
+    PARTITIONS,
+    read_table,
+    require_finite_logits,
+    write_table,
+)
 
 
 def config_file(root: str | Path, label_noise: float, width: int) -> Path:
@@ -85,24 +100,29 @@ def write_config(root: str | Path, label_noise: float, width: int, table: pa.Tab
 
 
 def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[float],
-            widths: list[int], blocks: list[int], block_members) -> dict[str, Any]:
+            widths: list[int], blocks: list[int], block_members,
+            seeds_per_draw: int | None = None) -> dict[str, Any]:
     """Merge the blocks that params list into the logits dataset plus member tables.
 
-    ``block_members(block)`` gives the member ids a block must hold. Only the
-    listed blocks are read (not whatever lies on disk); a block whose members
-    or producing params disagree with the others is named. Writes, under
-    ``out_dir``: ``logits/`` (one Parquet file per config), ``members.csv``
-    (final metrics per member) and ``curves.csv`` (training curves).
+    ``block_members(block)`` gives the member ids a block must hold; with
+    ``seeds_per_draw``, member m must have draw ``m // seeds_per_draw`` and seed
+    ``m % seeds_per_draw``. Only the listed blocks are read (not whatever lies
+    on disk); a block whose members, config, producing params, data, split or
+    labels disagree with the others is named, with the block it disagrees with
+    and the key (see the module docstring). Writes, under ``out_dir``
+    atomically (nothing on failure): ``logits/`` (one Parquet file per config),
+    ``members.csv`` (final metrics per member) and ``curves.csv`` (training
+    curves, ``blocks.CURVE_COLUMNS`` after label_noise and width).
     Returns a small summary for logging.
     """
     import pandas as pd
 
     from biasvar.core.io import atomic_dir
-    from biasvar.ensemble.blocks import block_dir, load_block
+    from biasvar.ensemble.blocks import block_dir, load_block, load_curves
 
     out_dir = Path(out_dir)
     member_rows, curve_frames = [], []
-    reference_params: tuple[Path, Any] | None = None
+    check = _Consistency()
     with atomic_dir(out_dir) as tmp:
         for p in label_noise:
             for w in widths:
@@ -114,16 +134,21 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                     if not np.array_equal(blk.members, want):
                         raise InputError(f"{d}: holds members {blk.members.tolist()}, params "
                                          f"say block {b} is {want.tolist()} (retrain it)")
-                    prm = blk.info.get("params")
-                    if reference_params is None:
-                        reference_params = (d, prm)
-                    elif prm != reference_params[1]:
-                        raise InputError(f"{d}: trained with params {prm}, but "
-                                         f"{reference_params[0]} with {reference_params[1]}")
+                    if seeds_per_draw is not None:
+                        for key, expect in (("draws", want // seeds_per_draw),
+                                            ("seeds", want % seeds_per_draw)):
+                            if not np.array_equal(getattr(blk, key), expect):
+                                raise InputError(
+                                    f"{d / 'logits.npz'}: {key} {getattr(blk, key).tolist()}"
+                                    f" of members {want.tolist()}, expected {expect.tolist()}"
+                                    f" (ensemble.seeds_per_draw = {seeds_per_draw})")
+                    check.block(d, blk, p, w, b)
                     parts.append(blk)
                     for row in blk.info["members"]:
-                        member_rows.append({"label_noise": p, "width": w, "block": b, **row})
-                    c = pd.read_csv(d / "curves.csv")
+                        member_rows.append({"label_noise": p, "width": w, "block": b,
+                                            "split_method": blk.info["split"]["method"],
+                                            **row})
+                    c = load_curves(d, blk.members)
                     c.insert(0, "width", w)
                     c.insert(0, "label_noise", p)
                     curve_frames.append(c)
@@ -133,10 +158,127 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                     "test": (cat["test"], parts[0].test_labels),
                     "train": (cat["train"], parts[0].train_labels)})
                 write_config(tmp / "logits", p, w, table,
-                             {"label_noise": p, "width": w, **(reference_params[1] or {})})
+                             {"label_noise": p, "width": w, **parts[0].info["params"],
+                              "layout": parts[0].info["layout"]})
         pd.DataFrame(member_rows).to_csv(tmp / "members.csv", index=False, float_format="%.6g")
         pd.concat(curve_frames).to_csv(tmp / "curves.csv", index=False, float_format="%.6g")
     return {"configs": len(label_noise) * len(widths), "members": len(member_rows)}
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as ``{"a.b.c": value}``."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _short(v: Any) -> str:
+    """A value for a one-line message: a fingerprint by its first 12 hex digits."""
+    if isinstance(v, str) and len(v) > 16:
+        return repr(v[:12] + "...")
+    r = repr(v)
+    return r if len(r) <= 60 else r[:56] + " ..."
+
+
+_MISSING = "<missing>"
+
+
+class _Consistency:
+    """The reference each kind of key is compared against, and the comparisons."""
+
+    def __init__(self) -> None:
+        self.shared: tuple[Path, dict] | None = None  # every block of the collection
+        self.test_labels: tuple[Path, np.ndarray] | None = None
+        self.by_noise: dict[float, tuple[Path, dict, np.ndarray]] = {}  # noisy train labels
+        self.by_block: dict[int, tuple[Path, dict]] = {}  # the split of a block id
+        self.by_draw: dict[str, tuple[Path, str]] = {}  # a draw's indices
+
+    @staticmethod
+    def _differ(ref: Path, ref_vals: dict, here: Path, vals: dict, what: str) -> None:
+        for key in list(ref_vals) + [k for k in vals if k not in ref_vals]:
+            a, b = ref_vals.get(key, _MISSING), vals.get(key, _MISSING)
+            if a != b:
+                raise InputError(f"{here}: {key} = {_short(b)}, but {ref}: {key} = "
+                                 f"{_short(a)}; {what} (retrain one of them)")
+
+    def block(self, d: Path, blk, p: float, w: int, b: int) -> None:
+        info, mj = blk.info, d / "members.json"
+        # The block must be the config its directory says (not a copy of another).
+        for key, want, same in (("label_noise", p, _same_float), ("width", w, _same_int),
+                                ("block", b, _same_int)):
+            if not same(info[key], want):
+                raise InputError(f"{mj}: records {key} = {info[key]!r}, but lies in the "
+                                 f"directory of {key} {want} (copied from another config? "
+                                 "retrain it)")
+        # Labels the logits were scored against: those of the dataset it recorded.
+        npz = d / "logits.npz"
+        from biasvar.ensemble.blocks import fingerprint
+
+        for part, key in (("test", "y_test_sha256"), ("train", "y_train_sha256")):
+            labels = getattr(blk, f"{part}_labels")
+            if fingerprint(np.asarray(labels, np.int64)) != info["dataset"].get(key):
+                raise InputError(f"{npz}: {part}_labels are not those of the dataset recorded "
+                                 f"in {mj} (dataset.{key}); retrain the block")
+        dataset = {k: v for k, v in info["dataset"].items() if k != "y_train_sha256"}
+        split = {k: v for k, v in info["split"].items()
+                 if k not in ("draws", "sha256", "draw_sha256")}
+        shared = _flatten({"params": info["params"], "layout": info["layout"],
+                           "dataset": dataset, "split": split})
+        if self.shared is None:
+            self.shared = (mj, shared)
+            self.test_labels = (npz, blk.test_labels)
+        self._differ(self.shared[0], self.shared[1], mj, shared,
+                     "all blocks must share data, split, model and train params")
+        _same_labels(self.test_labels[0], self.test_labels[1], npz, blk.test_labels, "test")
+        # One label-noise level: the same noisy training labels in every block.
+        key = float(p)
+        noisy = {"dataset.y_train_sha256": info["dataset"].get("y_train_sha256")}
+        ref = self.by_noise.setdefault(key, (mj, noisy, blk.train_labels))
+        self._differ(ref[0], ref[1], mj, noisy,
+                     f"the blocks of label_noise {p} must share their training labels")
+        _same_labels(ref[0].with_name("logits.npz"), ref[2], npz, blk.train_labels, "train")
+        # One block id: the same split file at every config; one draw: the same indices.
+        sp = {f"split.{k}": info["split"].get(k) for k in ("draws", "sha256")}
+        ref_b = self.by_block.setdefault(int(b), (mj, sp))
+        self._differ(ref_b[0], ref_b[1], mj, sp, f"block {b} must use the same split everywhere")
+        draw_sha = info["split"].get("draw_sha256")
+        if not isinstance(draw_sha, dict):
+            raise InputError(f"{mj}: split.draw_sha256 must be a JSON object")
+        for draw in np.unique(blk.draws).tolist():
+            h = draw_sha.get(str(draw))
+            if h is None:
+                raise InputError(f"{mj}: split.draw_sha256 lacks draw {draw} of its members")
+            ref_d = self.by_draw.setdefault(str(draw), (mj, h))
+            self._differ(ref_d[0], {f"split.draw_sha256.{draw}": ref_d[1]}, mj,
+                         {f"split.draw_sha256.{draw}": h},
+                         f"draw {draw} must have the same training indices in every block")
+
+
+def _same_float(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_int(a: Any, b: Any) -> bool:
+    return isinstance(a, int) and not isinstance(a, bool) and a == int(b)
+
+
+def _same_labels(ref: Path, ref_labels: np.ndarray, here: Path, labels: np.ndarray,
+                 part: str) -> None:
+    """Byte-identical label arrays, or an error naming both files and the count."""
+    if ref_labels.dtype == labels.dtype and np.array_equal(ref_labels, labels):
+        return
+    if ref_labels.shape != labels.shape:
+        detail = f"{len(labels)} examples against {len(ref_labels)}"
+    else:
+        detail = f"at {int((ref_labels != labels).sum())} of {len(labels)} examples"
+    raise InputError(f"{here}: {part}_labels differ from {ref}: {part}_labels {detail}; "
+                     "blocks must be trained on the same dataset (data.*) (retrain one of them)")
 
 
 @dataclass(frozen=True)
@@ -160,16 +302,30 @@ def read_config(root: str | Path, label_noise: float, width: int,
         raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
     path = config_file(root, label_noise, width)
     table = read_table(path, LOGITS)
-    return dense(table, partition, path)
+    return dense(table, partition, path, label_noise=label_noise, width=width)
 
 
-def dense(table: pa.Table, partition: str, path: str | Path = "<table>") -> ConfigLogits:
-    """Turn a (validated, sorted) one-config table into dense arrays, checking the grid."""
+def dense(table: pa.Table, partition: str, path: str | Path = "<table>",
+          label_noise: float | None = None, width: int | None = None) -> ConfigLogits:
+    """Turn a (validated, sorted) one-config table into dense arrays, checking the grid.
+
+    Also checks that the table is the requested config (``label_noise``,
+    ``width``, when given), that each member has one draw and one seed, and
+    that every logit is finite; errors name ``path``, the config and the member.
+    """
     import pyarrow.compute as pc
 
     for col in ("label_noise", "width"):
         if len(table.column(col).unique()) != 1:
             raise InputError(f"{path}: column {col!r} holds more than one config")
+    got_noise = table.column("label_noise")[0].as_py() if table.num_rows else None
+    got_width = table.column("width")[0].as_py() if table.num_rows else None
+    if label_noise is not None and got_noise is not None and (
+            np.float32(got_noise) != np.float32(label_noise)):
+        raise InputError(f"{path}: holds label_noise {_f32(got_noise)}, but was read "
+                         f"as label_noise {label_noise}")
+    if width is not None and got_width is not None and got_width != width:
+        raise InputError(f"{path}: holds width {got_width}, but was read as width {width}")
     t = table.filter(pc.equal(table.column("partition"), partition))
     if t.num_rows == 0:
         raise InputError(f"{path}: no rows for partition {partition!r}")
@@ -195,9 +351,22 @@ def dense(table: pa.Table, partition: str, path: str | Path = "<table>") -> Conf
     label = t.column("label").to_numpy().reshape(shape)
     if not np.all(label == label[:1, :, :1]):
         raise InputError(f"{path}: column 'label' differs between members or classes")
-    first = np.arange(m) * n_examples * n_classes  # first row of each member
+    per_member = {}
+    for col in ("draw", "seed"):
+        v = t.column(col).to_numpy().reshape(m, -1)  # (M, examples * classes)
+        varies = np.flatnonzero(np.any(v != v[:, :1], axis=1))
+        if len(varies):
+            raise InputError(f"{path}: column {col!r} is not constant within member "
+                             f"{int(members[varies[0]])} ({partition} rows)")
+        per_member[col] = v[:, 0]
+    require_finite_logits(logits, members, f"{path} (label_noise {_f32(got_noise)}, width "
+                          f"{got_width})", partition)
     return ConfigLogits(
         logits=logits, labels=label[0, :, 0].astype(np.int64), members=members,
-        draws=t.column("draw").to_numpy()[first], seeds=t.column("seed").to_numpy()[first],
-        label_noise=float(t.column("label_noise")[0].as_py()),
-        width=int(t.column("width")[0].as_py()), partition=partition)
+        draws=per_member["draw"], seeds=per_member["seed"],
+        label_noise=float(got_noise), width=int(got_width), partition=partition)
+
+
+def _f32(v: float) -> str:
+    """A float32 column value as its shortest decimal (0.15, not 0.15000000596046448)."""
+    return f"{v:.7g}"

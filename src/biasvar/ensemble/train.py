@@ -12,6 +12,17 @@ initialization (``"init"``) and minibatch order (``"batches"``), and its
 training set is its draw's indices. Its result therefore does not depend on
 which block, or which block size, trained it (up to float reassociation in
 batched kernels).
+
+Scoring never touches a random stream. At every log step and at the end, each
+member is scored on the test set and on the whole training partition, split
+into its *in-bag* examples (the distinct examples of its draw, each counted
+once, whatever its bootstrap multiplicity) and its *out-of-bag* ones (the rest
+of the training partition; none for ``split.method: full``, so NaN there).
+
+No non-finite number leaves a block: a NaN/inf minibatch loss fails at its
+step (``NonFiniteLossError``), and the final parameters and logits of every
+member are checked after the last step, whose update no loss has seen
+(``NonFiniteOutputError``, with the member, the partition and the counts).
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from biasvar.core.config import RuntimeParams
-from biasvar.core.errors import NonFiniteLossError
+from biasvar.core.errors import BiasvarError, NonFiniteLossError
 from biasvar.core.rng import torch_generator
 from biasvar.data.dataset import Dataset
 from biasvar.data.splits import Split
@@ -33,6 +44,20 @@ from biasvar.ensemble.models import init_members, member_state, stacked_model
 from biasvar.ensemble.optim import FlatParams, make_optimizer
 
 EVAL_CHUNK = 2048  # examples per forward pass when scoring a whole partition
+
+# Training curves, per log step and member (besides ``step``): running mean of the
+# minibatch loss/accuracy since the last log; test loss/accuracy; loss (mean CE)
+# and error on the member's in-bag and out-of-bag training examples.
+# Final per-member metrics (besides member, draw, seed and the counts n_in_bag, n_oob):
+# train_* over the whole training partition, test_*, in-bag and out-of-bag scores.
+METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
+           "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
+CURVE_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                 "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
+
+
+class NonFiniteOutputError(BiasvarError):
+    """A member's final parameters or logits hold NaN or inf (e.g. the last update diverged)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +77,8 @@ class BlockResult:
     spec: BlockSpec
     test_logits: np.ndarray  # (members, n_test, classes) float32
     train_logits: np.ndarray  # (members, n_train, classes) float32
-    curves: dict[str, np.ndarray]  # step (logs,), others (logs, members)
-    metrics: list[dict]  # one dict per member
+    curves: dict[str, np.ndarray]  # step (logs,), CURVE_METRICS (logs, members)
+    metrics: list[dict]  # one dict per member (NaN where undefined: OOB of a full split)
     states: list[dict[str, torch.Tensor]]  # member checkpoints (reference state_dicts)
     seconds: float
     device: str
@@ -81,12 +106,51 @@ def predict(model: torch.nn.Module, x: torch.Tensor, members: int) -> torch.Tens
     return torch.cat(out, dim=1)
 
 
-def _loss_acc(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-member mean CE and accuracy. logits (M, N, C), y (N,) or (M, N) -> (M,), (M,)."""
+def _ce_correct(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example CE and correctness. logits (M, N, C), y (N,) or (M, N) -> (M, N), (M, N)."""
     m, n, c = logits.shape
     y = y.expand(m, n) if y.dim() == 1 else y
     ce = F.cross_entropy(logits.reshape(m * n, c), y.reshape(-1), reduction="none").view(m, n)
-    return ce.mean(1), (logits.argmax(-1) == y).float().mean(1)
+    return ce, (logits.argmax(-1) == y).float()
+
+
+def _loss_acc(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-member mean CE and accuracy. logits (M, N, C), y (N,) or (M, N) -> (M,), (M,)."""
+    ce, correct = _ce_correct(logits, y)
+    return ce.mean(1), correct.mean(1)
+
+
+def _masked_mean(v: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Per-member mean of ``v`` (M, N) over ``mask`` (M, N); NaN where ``count`` is 0."""
+    return torch.where(mask, v, torch.zeros_like(v)).sum(1) / count
+
+
+@torch.no_grad()
+def _evaluate(model: torch.nn.Module, n_members: int, x_train: torch.Tensor,
+              y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+              in_bag: torch.Tensor, n_in_bag: torch.Tensor, n_oob: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Both partitions' logits and per-member scores (no random stream is used).
+
+    ``in_bag`` (M, n_train) marks each member's distinct draw examples;
+    returns ``(test_logits, train_logits, scores)`` with (M,) scores named as
+    in ``CURVE_METRICS`` (test_*, in_bag_*, oob_*) plus ``train_loss`` and
+    ``train_accuracy`` over the whole training partition.
+    """
+    test_logits = predict(model, x_test, n_members)  # (M, n_test, C)
+    train_logits = predict(model, x_train, n_members)  # (M, n_train, C)
+    test_loss, test_acc = _loss_acc(test_logits, y_test)
+    ce, correct = _ce_correct(train_logits, y_train)  # (M, n_train)
+    oob = ~in_bag
+    scores = {
+        "train_loss": ce.mean(1), "train_accuracy": correct.mean(1),
+        "test_loss": test_loss, "test_accuracy": test_acc,
+        "in_bag_loss": _masked_mean(ce, in_bag, n_in_bag),
+        "in_bag_error": 1 - _masked_mean(correct, in_bag, n_in_bag),
+        "oob_loss": _masked_mean(ce, oob, n_oob),
+        "oob_error": 1 - _masked_mean(correct, oob, n_oob),
+    }
+    return test_logits, train_logits, scores
 
 
 def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: ModelParams,
@@ -94,12 +158,17 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     """Train the members of ``spec`` together and score them on both partitions.
 
     Raises ``NonFiniteLossError`` naming the member and the first step whose
-    minibatch loss was NaN/inf.
+    minibatch loss was NaN/inf, and ``NonFiniteOutputError`` naming the member,
+    the partition and the counts when its final parameters or logits are not
+    all finite.
     """
     from tqdm.auto import tqdm
 
-    if runtime.threads > 0:
-        torch.set_num_threads(runtime.threads)
+    from biasvar.core.jobs import fair_threads
+
+    # runtime.threads 0: share the cores with the stages running beside this one,
+    # re-checked at every log step (biasvar.core.jobs); never changes results.
+    torch.set_num_threads(fair_threads(runtime.threads))
     # Adam's second moments underflow into denormals, which are ~100x slower on
     # x86 CPUs; flushing them to zero changes results only at the 1e-38 level.
     torch.set_flush_denormal(True)
@@ -116,6 +185,12 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     draw_idx = torch.as_tensor(np.stack([split.for_draw(d) for d in spec.draws]),
                                dtype=torch.long, device=device)
     n_draw = draw_idx.shape[1]
+    # (M, n_train): each member's distinct draw examples (in-bag); the rest is out-of-bag.
+    in_bag = torch.zeros((n_members, len(y_train)), dtype=torch.bool, device=device)
+    in_bag.scatter_(1, draw_idx, True)
+    n_in_bag = in_bag.sum(1)  # (M,)
+    n_oob = len(y_train) - n_in_bag
+    eval_args = (x_train, y_train, x_test, y_test, in_bag, n_in_bag, n_oob)
     batch = train_cfg.check_against(n_draw)
     steps_per_epoch = n_draw // batch  # drop the ragged tail of each epoch
 
@@ -127,8 +202,7 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
                          train_cfg.weight_decay)
     batch_gens = [torch_generator(train_cfg.seed, "batches", m) for m in spec.members]
 
-    logs = {k: [] for k in ("step", "train_loss", "train_accuracy", "test_loss",
-                            "test_accuracy")}
+    logs = {k: [] for k in ("step", *CURVE_METRICS)}
     run_loss = torch.zeros(n_members, device=device)
     run_acc = torch.zeros(n_members, device=device)
     run_n = 0
@@ -166,14 +240,16 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
             run_n += 1
 
         if step % train_cfg.log_every == 0 or step == train_cfg.steps:
+            torch.set_num_threads(fair_threads(runtime.threads))
             _raise_if_bad(first_bad, spec.members, run_loss)
-            test_logits = predict(model, x_test, n_members)
-            test_loss, test_acc = _loss_acc(test_logits, y_test)
+            # The last step always logs: its evaluation is the block's final one.
+            last_eval = _evaluate(model, n_members, *eval_args)
+            scores = last_eval[2]
             logs["step"].append(step)
             logs["train_loss"].append((run_loss / run_n).cpu().numpy())
             logs["train_accuracy"].append((run_acc / run_n).cpu().numpy())
-            logs["test_loss"].append(test_loss.cpu().numpy())
-            logs["test_accuracy"].append(test_acc.cpu().numpy())
+            for k in CURVE_METRICS[2:]:
+                logs[k].append(scores[k].cpu().numpy())
             run_loss.zero_()
             run_acc.zero_()
             run_n = 0
@@ -182,18 +258,18 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
         bar.update(1)
     bar.close()
 
-    test_logits = predict(model, x_test, n_members)  # (M, n_test, C)
-    train_logits = predict(model, x_train, n_members)  # (M, n_train, C)
-    test_loss, test_acc = _loss_acc(test_logits, y_test)
-    train_loss, train_acc = _loss_acc(train_logits, y_train)
+    test_logits, train_logits, scores = last_eval  # logged after the last step
+    _raise_if_nonfinite(model, spec.members, test_logits, train_logits)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
 
+    scores = {k: v.cpu().numpy() for k, v in scores.items()}
+    counts = {"n_in_bag": n_in_bag.cpu().numpy(), "n_oob": n_oob.cpu().numpy()}
     metrics = [
         {"member": m, "draw": d, "seed": s,
-         "train_loss": float(train_loss[i]), "train_accuracy": float(train_acc[i]),
-         "test_loss": float(test_loss[i]), "test_accuracy": float(test_acc[i])}
+         **{k: float(scores[k][i]) for k in METRICS},
+         **{k: int(v[i]) for k, v in counts.items()}}
         for i, (m, d, s) in enumerate(zip(spec.members, spec.draws, spec.seeds, strict=True))
     ]
     curves = {"step": np.asarray(logs["step"], dtype=np.int64)}
@@ -205,6 +281,31 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
         curves=curves, metrics=metrics,
         states=[member_state(model, i) for i in range(n_members)],
         seconds=seconds, device=str(device))
+
+
+def _raise_if_nonfinite(model: torch.nn.Module, members: tuple[int, ...],
+                        test_logits: torch.Tensor, train_logits: torch.Tensor) -> None:
+    """Raise ``NonFiniteOutputError`` for the first member whose final values are not finite."""
+    n = len(members)
+    bad_params = torch.zeros(n, dtype=torch.long, device=test_logits.device)
+    total_params = 0
+    for p in model.parameters():  # (M, ...) stacked
+        bad_params += (~torch.isfinite(p.detach())).reshape(n, -1).sum(1)
+        total_params += p[0].numel()
+    counts = {"parameters": (bad_params, total_params)}
+    for part, logits in (("test", test_logits), ("train", train_logits)):
+        counts[f"{part} logits"] = ((~torch.isfinite(logits)).reshape(n, -1).sum(1),
+                                    logits[0].numel())
+    bad = {k: v.cpu().numpy() for k, (v, _) in counts.items()}
+    hit = np.flatnonzero(np.sum(list(bad.values()), axis=0))
+    if not len(hit):
+        return
+    i = int(hit[0])
+    what = ", ".join(f"{int(bad[k][i])} of {total} {k}" for k, (_, total) in counts.items()
+                     if bad[k][i])
+    others = f"; members affected: {[members[j] for j in hit]}" if len(hit) > 1 else ""
+    raise NonFiniteOutputError(f"member {members[i]}: non-finite values after the last "
+                               f"training step: {what}{others}")
 
 
 def _raise_if_bad(first_bad: torch.Tensor, members: tuple[int, ...],

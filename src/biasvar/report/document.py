@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from biasvar.report import figures as plots
+from biasvar.report import wording
 from biasvar.report.config import Style
 
 
@@ -57,8 +58,74 @@ def threshold_width(arch: str, depth: int, residual: bool, n_train: int,
     return w if min(widths) <= w <= max(widths) else None
 
 
-def key_numbers(summary: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
-    """One row per config: alignment fit (correct examples), mean terms and errors (test)."""
+# How the summary bands are computed (analysis.summary); stated in every caption that draws them.
+INTERVAL_TEXT = "95 % intervals for the population values (delete-one-draw jackknife)"
+
+
+def alignment_words(fits: pd.DataFrame, level: float) -> str:
+    """The alignment fits at one noise level, in words: slope and R² per width, and
+    where the fit is strong or weak (thresholds in ``wording.fit_quality``)."""
+    f = fits[(fits.subset == "correct") & (fits.label_noise == level)].sort_values("width")
+    if f.empty:
+        return "no alignment fit is available."
+    per = "; ".join(f"width {int(r.width)}: slope {r.slope:.2f}, R² {r.r2:.2f}"
+                    for r in f.itertuples())
+    groups: dict[str, list[str]] = {}
+    for r in f.itertuples():
+        groups.setdefault(wording.fit_quality(r.r2), []).append(str(int(r.width)))
+    quality = ", ".join(f"{q} at width {', '.join(ws)}" for q, ws in groups.items())
+    return (f"for correctly classified examples (green) the OLS fit of log variance on "
+            f"log bias² is {per} (slope 1 would be exact alignment); the linear relation is "
+            f"{quality}.")
+
+
+def terms_words(summary: pd.DataFrame) -> str:
+    """Shapes of variance and bias² against width per noise level, and how the noisy
+    variance compares with the clean one."""
+    test = summary[summary.partition == "test"]
+    out = []
+    series = {}
+    for p, d in test.groupby("label_noise"):
+        piv = d.pivot_table(index="width", columns="quantity", values="value").sort_index()
+        series[p] = piv
+        w = piv.index.to_numpy()
+        out.append(f"{plots._noise_label(p)}: "
+                   + wording.describe(w, piv.mse_var.to_numpy(), "the variance") + ", "
+                   + wording.describe(w, piv.mse_bias2.to_numpy(), "bias²"))
+    levels = sorted(series)
+    if len(levels) > 1:
+        a, b = series[levels[-1]], series[levels[0]]
+        common = a.index.intersection(b.index)
+        out.append(wording.ordering(common, a.mse_var[common], b.mse_var[common],
+                                    f"the variance at {plots._noise_label(levels[-1])}",
+                                    "the clean one"))
+    text = "; ".join(out) + "."
+    return text[0].upper() + text[1:]
+
+
+def in_bag_words(members: pd.DataFrame, tol: float = 1e-9) -> str:
+    """Per noise level: the narrowest width from which every member interpolates its draw
+    (mean in-bag error 0 at it and at every wider width), or the lowest in-bag error."""
+    out = []
+    for p, d in members.groupby("label_noise"):
+        err = d.groupby("width").in_bag_error.mean().sort_index()
+        zero = err <= tol
+        # the first width from which all wider widths are at 0 as well
+        tail = zero[::-1].cummin()[::-1]
+        if tail.any():
+            out.append(f"{plots._noise_label(p)}: in-bag error 0 from width "
+                       f"{int(tail.idxmax())}")
+        else:
+            out.append(f"{plots._noise_label(p)}: in-bag error never 0 (lowest "
+                       f"{err.min():.3f} at width {int(err.idxmin())})")
+    text = "; ".join(out) + "."
+    return text[0].upper() + text[1:]
+
+
+def key_numbers(summary: pd.DataFrame, fits: pd.DataFrame,
+                members: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per config: alignment fit (correct examples), mean terms and errors (test),
+    and the mean member's in-bag training error."""
     s = summary[summary.partition == "test"].pivot_table(
         index=["label_noise", "width"], columns="quantity", values="value")
     f = fits[fits.subset == "correct"].set_index(["label_noise", "width"])
@@ -68,6 +135,9 @@ def key_numbers(summary: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
         "opt. var": s.var_optimization, "sampling var": s.var_sampling,
         "member error": s.member_error, "ensemble error": s.ensemble_error,
     })
+    if members is not None:
+        out.insert(len(out.columns) - 2, "in-bag error",
+                   members.groupby(["label_noise", "width"]).in_bag_error.mean())
     return out.reset_index()
 
 
@@ -107,9 +177,13 @@ def write_report(report: Report, out_dir: str | Path, metrics: dict, dpi: int) -
 
 
 def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.DataFrame,
-                fits: pd.DataFrame, curves: pd.DataFrame, metrics: dict,
-                style: Style, arch: str, depth: int, residual: bool) -> Report:
-    """The main study's figures and key-number table."""
+                fits: pd.DataFrame, curves: pd.DataFrame, members: pd.DataFrame,
+                metrics: dict, style: Style, arch: str, depth: int, residual: bool) -> Report:
+    """The main study's figures and key-number table.
+
+    ``members``: the per-member table of ``collect`` (in-bag / out-of-bag
+    errors, ``n_in_bag`` distinct examples of the member's draw, split method).
+    """
     style.apply()
     levels = sorted(summary.label_noise.unique())
     clean = 0.0 if 0.0 in levels else levels[0]
@@ -117,37 +191,42 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
     n_train = int((examples[(examples.partition == "train")
                             & (examples.label_noise == clean)
                             & (examples.width == widths[0])]).shape[0])
-    thr = threshold_width(arch, depth, residual, n_train, widths)
+    # A member is fitted to the distinct examples of its draw (~63 % of n for a
+    # bootstrap): that, not n_train, is what its parameters must match to interpolate.
+    members = members.astype({"label_noise": summary.label_noise.dtype})  # float32 levels
+    n_fit = float(members.n_in_bag.mean())
+    methods = sorted(members.split_method.unique())
+    thr = threshold_width(arch, depth, residual, n_fit, widths)
     rep = Report(title=f"biasvar report: {arch} ensembles on MNIST-1D")
-    fits_c = fits[fits.subset == "correct"]
-    slopes = ", ".join(f"{r.slope:.2f}" for r in fits_c[fits_c.label_noise == clean]
-                       .sort_values("width").itertuples())
     rep.figures.append(Figure(
         "alignment", "Bias-variance alignment",
         f"Per test example, variance against bias² on log-log axes for each width "
-        f"({plots._noise_label(clean)}); correctly classified examples (green) follow a "
-        f"power law whose OLS slope per width is {slopes} (1 would be exact alignment), "
-        f"with y = x dashed.",
+        f"({plots._noise_label(clean)}), with y = x dashed; " + alignment_words(fits, clean),
         plots.alignment_figure(examples, fits, clean, style)))
-    test = summary[summary.partition == "test"]
-    peaks = []
-    for p, d in test[test.quantity == "mse_var"].groupby("label_noise"):
-        top = d.loc[d.value.idxmax()]
-        peaks.append(f"{top.value:.3f} at width {int(top.width)} ({plots._noise_label(p)})")
     rep.figures.append(Figure(
         "bias_variance_width", "Bias and variance vs width",
         "Mean bias², variance and its optimization (within draw) and sampling (across draws) "
         "parts, and ensemble and member test error against width, for clean and noisy labels, "
-        f"with 95 % bootstrap bands over draws; the variance peaks at {'; '.join(peaks)}.",
+        f"with {INTERVAL_TEXT}. " + terms_words(summary),
         plots.terms_vs_width_figure(summary, style)))
+    fit_text = (f"the {n_fit:.0f} distinct examples a member is fitted to (mean over draws "
+                f"of the {', '.join(methods)} split of the {n_train} training examples)")
     thr_text = (f"the dashed line marks width {thr:.1f}, where a member's parameters equal "
-                f"the {n_train} training examples" if thr else
-                "the sweep does not cross parameters = training examples")
+                f"{fit_text}" if thr else
+                f"the sweep does not cross parameters = {fit_text}")
+    train = examples[(examples.partition == "train") & (examples.oob_members > 0)]
+    oob = (train.assign(oob_error=train.oob_prediction != train.label)
+           .groupby(["label_noise", "width"], as_index=False).oob_error.mean())
     rep.figures.append(Figure(
         "error_width", "Test and train error vs width",
-        f"Mean-member and ensemble 0-1 error on the test set (solid) and on the training set "
-        f"against its (possibly noisy) labels (dotted) for each label-noise level; {thr_text}.",
-        plots.error_vs_width_figure(summary, thr, style)))
+        f"Left: mean-member 0-1 error on the test set (solid), on the distinct examples of "
+        f"its own draw (in-bag, dotted) and on the other training examples (out-of-bag, "
+        f"dash-dot); right: ensemble error on the test set, on all training examples "
+        f"(dotted), and out-of-bag (dash-dot: each training example predicted by the "
+        f"members whose draw does not hold it); "
+        f"train errors are against the training labels, noisy ones included. "
+        f"{in_bag_words(members)} {thr_text[0].upper() + thr_text[1:]}.",
+        plots.error_vs_width_figure(summary, members, thr, style, oob)))
     rep.figures.append(Figure(
         "calibration", "Calibration and the alignment gap",
         "Reliability diagram of the ensemble per width (left), ECE of the ensemble and of the "
@@ -160,13 +239,37 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
         "scale) and of test accuracy against optimization step, per width and label-noise "
         "level.",
         plots.curves_figure(curves, style)))
-    table = key_numbers(summary, fits)
+    table = key_numbers(summary, fits, members)
     rep.sections += ["## Key numbers (test set)", "",
                      "Alignment fit of log variance on log bias² over correctly classified "
                      "test examples (slope, R², n), and mean MSE-decomposition terms and 0-1 "
                      "errors per config (plug-in estimates). Metrics: `metrics.json` "
                      "(the same as `dvc metrics show`).", "", markdown_table(table), ""]
+    rep.sections += ["## Population estimates (test set)", "",
+                     f"Estimates of the infinite-ensemble values with {INTERVAL_TEXT}; the "
+                     "method is in the project README, section Intervals. The plug-in "
+                     "values above differ from these by the finite-ensemble bias: plug-in "
+                     "bias² is high by about variance / K, "
+                     "plug-in optimization variance low by a factor (S - 1) / S.", "",
+                     markdown_table(population_table(summary)), ""]
     return rep
+
+
+def population_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per config: estimate and interval of bias², variance and Neal's parts."""
+    test = summary[summary.partition == "test"]
+    cols = {"mse_bias2": "bias²", "mse_var": "variance", "var_optimization": "opt. var",
+            "var_sampling": "sampling var"}
+    out = []
+    for (p, w), d in test.groupby(["label_noise", "width"], sort=True):
+        d = d.set_index("quantity")
+        row = {"label_noise": float(p), "width": int(w)}
+        for q, name in cols.items():
+            r = d.loc[q]
+            row[name] = (f"{r.estimate:.4g} ({r.ci_low:.4g}–{r.ci_high:.4g})"
+                         if np.isfinite(r.ci_low) else f"{r.estimate:.4g}")
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def add_studies(rep: Report, tradeoff: pd.DataFrame | None, ridgeless: pd.DataFrame | None,
@@ -174,51 +277,80 @@ def add_studies(rep: Report, tradeoff: pd.DataFrame | None, ridgeless: pd.DataFr
                 style: Style, learned_at: float = 0.9) -> None:
     """Append the companion studies' figures; captions state the measured shapes."""
     if tradeoff is not None:
-        best = tradeoff.loc[tradeoff.total.idxmin()]
+        t = tradeoff.sort_values("hidden_units")
+        d = t.hidden_units.to_numpy()
+        total = wording.shape(d, t.total.to_numpy())
+        u = ("U-shaped, lowest" if total["kind"] == "valley" else
+             f"{total['kind']}, lowest")
         rep.figures.append(Figure(
             "tradeoff", "Classical trade-off (toy regression)",
             f"Noise, bias², variance and their sum against the number of hidden units D of the "
-            f"fixed-first-layer model, with the independently measured test loss: bias² falls "
-            f"and variance rises with D, and the total is minimal at D = "
-            f"{int(best.hidden_units)} ({best.total:.3f}, noise floor {best.noise:.2f}).",
+            f"fixed-first-layer model, with the independently measured test loss: "
+            f"{wording.describe(d, t.bias2.to_numpy(), 'bias²', 'D')}, "
+            f"{wording.describe(d, t.variance.to_numpy(), 'variance', 'D')}, and the total is "
+            f"{u} at D = {total['x_min']:g} ({total['y_min']:.3f}; noise floor "
+            f"{t.noise.iloc[0]:.2f}).",
             plots.tradeoff_figure(tradeoff, style)))
     if ridgeless is not None:
         peak = ridgeless.loc[ridgeless.test_mse_median.idxmax()]
         n = int(ridgeless.n_train.iloc[0])
         after = ridgeless[ridgeless.n_features > n]
         best_after = after.loc[after.test_mse_median.idxmin()] if len(after) else None
-        tail = (f"; past it the test error descends again to {best_after.test_mse_median:.2f} "
-                f"at P = {int(best_after.n_features)}" if best_after is not None else "")
+        tail = (f"; past P = N it descends to {best_after.test_mse_median:.3g} at P = "
+                f"{int(best_after.n_features)}" if best_after is not None
+                and best_after.test_mse_median < peak.test_mse_median else
+                "; it does not descend past P = N" if best_after is not None else "")
+        where = (f"at the interpolation threshold P = N = {n}" if int(peak.n_features) == n
+                 else f"at P = {int(peak.n_features)}, not at the threshold P = N = {n}")
         rep.figures.append(Figure(
             "ridgeless", "Double descent (min-norm least squares)",
             f"Median train and test MSE of min-norm Legendre-feature fits against the number of "
-            f"features P (log-log): the test error peaks at P = {int(peak.n_features)} "
-            f"(median {peak.test_mse_median:.3g}), where features = the {n} samples{tail}.",
+            f"features P (log-log): the median test error is highest "
+            f"({peak.test_mse_median:.3g}) {where}{tail}.",
             plots.ridgeless_figure(ridgeless, style)))
     if spectral is not None:
-        firsts = []
-        for c, d in spectral.groupby("config"):
-            reached = d[d.normalized_magnitude >= learned_at]
-            step = reached.groupby("frequency").step.min()
-            firsts.append(f"{c}: k = {step.idxmin():g} first (step {int(step.min())})"
-                          if len(step) else f"{c}: no frequency reaches {learned_at}")
         rep.figures.append(Figure(
             "spectral", "Spectral bias",
-            f"Normalized DFT magnitude of the network's prediction at each target frequency "
-            f"against training step, one heatmap per configuration; the first frequency to "
-            f"reach {learned_at} of its amplitude is the lowest in each ({'; '.join(firsts)}).",
+            "Normalized DFT magnitude of the network's prediction at each target frequency "
+            "against training step, one heatmap per configuration; "
+            + spectral_words(spectral, learned_at),
             plots.spectral_figure(spectral, style)))
     if erank is not None:
         parts = []
         for p, d in erank.groupby("label_noise"):
             d = d.sort_values("width")
-            parts.append(f"{plots._noise_label(p)}: {d.erank_mean.iloc[0]:.1f} at width "
-                         f"{int(d.width.iloc[0])} to {d.erank_mean.iloc[-1]:.1f} at width "
-                         f"{int(d.width.iloc[-1])} (fraction of width "
-                         f"{d.erank_ratio_mean.iloc[0]:.2f} to {d.erank_ratio_mean.iloc[-1]:.2f})")
+            w = d.width.to_numpy()
+            parts.append(f"{plots._noise_label(p)}: "
+                         + wording.describe(w, d.erank_mean.to_numpy(), "the effective rank",
+                                            digits=3) + ", "
+                         + wording.describe(w, d.erank_ratio_mean.to_numpy(),
+                                            "its fraction of the width", digits=2))
         rep.figures.append(Figure(
             "effective_rank", "Effective rank of embeddings",
             f"Effective rank (Roy & Vetterli) of each member's penultimate-layer test "
-            f"embeddings against width: it grows with width but more slowly, a low-rank "
-            f"simplicity bias ({'; '.join(parts)}).",
+            f"embeddings against width; {'; '.join(parts)}.",
             plots.erank_figure(erank, style)))
+
+
+def spectral_words(spectral: pd.DataFrame, learned_at: float = 0.9) -> str:
+    """Per configuration: which frequency reaches ``learned_at`` of its amplitude first,
+    whether it is the lowest, and the rank correlation of frequency and learning step."""
+    from scipy.stats import spearmanr
+
+    parts = []
+    for c, d in spectral.groupby("config"):
+        reached = d[d.normalized_magnitude >= learned_at]
+        step = reached.groupby("frequency").step.min()
+        if not len(step):
+            parts.append(f"{c}: no frequency reaches {learned_at}")
+            continue
+        lowest = d.frequency.min()
+        first = step.idxmin()
+        which = "the lowest" if first == lowest else f"not the lowest, {lowest:g}"
+        text = f"{c}: k = {first:g} first ({which}; step {int(step.min())})"
+        if len(step) >= 3:
+            rho = spearmanr(step.index.to_numpy(), step.to_numpy()).statistic
+            text += f", Spearman ρ(k, step) = {rho:.2f} over {len(step)} learned frequencies"
+        parts.append(text)
+    return (f"the first frequency to reach {learned_at} of its amplitude, per configuration: "
+            + "; ".join(parts) + ".")

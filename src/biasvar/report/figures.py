@@ -117,6 +117,9 @@ TERMS = (("mse_bias2", "bias²"), ("mse_var", "variance"),
 def _band(ax, d: pd.DataFrame, color, label: str) -> None:
     d = d.sort_values("width")
     ax.plot(d.width, d.value, marker="o", ms=3, color=color, label=label)
+    if "estimate" in d and (d.estimate != d.value).any():
+        # the population estimate the band is centred on, where it differs from the point
+        ax.plot(d.width, d.estimate, ls="--", color=color, lw=1)
     if d.ci_low.notna().any():
         ax.fill_between(d.width, d.ci_low, d.ci_high, color=color, alpha=0.2, lw=0)
 
@@ -133,38 +136,64 @@ def terms_vs_width_figure(summary: pd.DataFrame, style: Style) -> plt.Figure:
         ax.set_ylabel(name + (" (fraction)" if "error" in q else ""))
         ax.set_title(name)
     axes[0].legend(fontsize="x-small")
-    fig.suptitle("Bias-variance decomposition vs width (MSE on probabilities, test set; "
-                 "bands: 95 % bootstrap over draws)")
+    fig.suptitle("Bias-variance decomposition vs width (MSE on probabilities, test set)\n"
+                 "solid: plug-in; dashed: population estimate; band: its 95 % interval "
+                 "(delete-one-draw jackknife)")
     return fig
 
 
 # ---------------------------------------------------------------- 3. double descent
-def error_vs_width_figure(summary: pd.DataFrame, threshold_width: float | None,
-                          style: Style) -> plt.Figure:
-    """Test and train error (ensemble and mean member) vs width, clean vs noisy labels.
+def error_vs_width_figure(summary: pd.DataFrame, members: pd.DataFrame,
+                          threshold_width: float | None, style: Style,
+                          oob: pd.DataFrame | None = None) -> plt.Figure:
+    """Test, in-bag and out-of-bag error (mean member) and ensemble error vs width.
 
-    ``threshold_width``: width at which parameters = training examples (drawn
-    as a vertical line), or None.
+    ``members``: the per-member table (``in_bag_error``: on the distinct
+    examples of the member's draw; ``oob_error``: on the other training
+    examples). ``threshold_width``: width at which parameters = distinct
+    examples per draw (a vertical line), or None. ``oob``: the out-of-bag
+    ensemble's training error per config (``label_noise, width, oob_error``).
     """
     pal = noise_palette(summary.label_noise.unique())
     fig, axes = _facets(2, style, max_cols=2)
     fig.set_size_inches(style.panel_size * 2.4, style.panel_size * 1.2)
-    for ax, q, title in ((axes[0], "member_error", "mean member"),
-                         (axes[1], "ensemble_error", "ensemble")):
-        for p, color in pal.items():
-            for part, ls in (("test", "-"), ("train", ":")):
-                d = summary[(summary.quantity == q) & (summary.label_noise == p)
-                            & (summary.partition == part)].sort_values("width")
-                ax.plot(d.width, d.value, ls=ls, marker="o", ms=3, color=color,
-                        label=f"{part}, {_noise_label(p)}")
+    # the same float type as the summary's label_noise (float32 in Parquet), so levels match
+    members = members.astype({"label_noise": summary.label_noise.dtype})
+    per_config = members.groupby(["label_noise", "width"])[["in_bag_error", "oob_error"]].mean()
+    for p, color in pal.items():
+        d = summary[(summary.quantity == "member_error") & (summary.label_noise == p)
+                    & (summary.partition == "test")].sort_values("width")
+        axes[0].plot(d.width, d.value, ls="-", marker="o", ms=3, color=color,
+                     label=f"test, {_noise_label(p)}")
+        m = per_config.loc[p].sort_index() if p in per_config.index.get_level_values(0) else None
+        if m is not None:
+            axes[0].plot(m.index, m.in_bag_error, ls=":", marker="o", ms=3, color=color,
+                         label=f"in-bag train, {_noise_label(p)}")
+            if m.oob_error.notna().any():
+                axes[0].plot(m.index, m.oob_error, ls="-.", marker="x", ms=3, color=color,
+                             label=f"out-of-bag train, {_noise_label(p)}")
+        for part, ls in (("test", "-"), ("train", ":")):
+            d = summary[(summary.quantity == "ensemble_error") & (summary.label_noise == p)
+                        & (summary.partition == part)].sort_values("width")
+            axes[1].plot(d.width, d.value, ls=ls, marker="o", ms=3, color=color,
+                         label=f"{part}{' (all examples)' if part == 'train' else ''}, "
+                               f"{_noise_label(p)}")
+        if oob is not None:
+            o = oob[np.isclose(oob.label_noise, p)].sort_values("width")
+            axes[1].plot(o.width, o.oob_error, ls="-.", marker="x", ms=3, color=color,
+                         label=f"out-of-bag train, {_noise_label(p)}")
+    for ax, title in ((axes[0], "mean member"), (axes[1], "ensemble")):
         if threshold_width is not None:
             ax.axvline(threshold_width, color="0.3", ls="--", lw=1,
-                       label="parameters = training examples")
+                       label="parameters = distinct examples per draw")
         _width_axis(ax, summary.width.unique())
         ax.set_ylabel("0-1 error (fraction)")
         ax.set_title(title)
-    axes[1].legend(fontsize="x-small")
-    fig.suptitle("Test and train error vs width (train error against the training labels)")
+        # beside the panel: the curves fill the whole plotting area
+        ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0)
+    fig.set_size_inches(style.panel_size * 3.6, style.panel_size * 1.3)
+    fig.suptitle("Error vs width (train error against the training labels, noisy ones included)")
     return fig
 
 

@@ -1,8 +1,8 @@
 """Validate a whole params file: every section of every stage, before any work.
 
 ``python -m biasvar.tools.validate [params.yaml]`` exits 0, or prints one line
-(``error: params.yaml: <key> = <value> is invalid: <what is allowed>``) and
-exits 2. ``make pipeline`` runs it before ``dvc repro``; each stage also
+per problem, all of them (``error: params.yaml: <key> = <value> is invalid:
+<what is allowed>``), and exits 2. ``make pipeline`` runs it before ``dvc repro``; each stage also
 validates the keys it reads when it starts. No stage depends on this module,
 so registering a new section here reruns nothing.
 """
@@ -33,8 +33,26 @@ SECTIONS: tuple[type[Section], ...] = (
 )
 
 
+def problems(raw: Mapping[str, Any]) -> list[ParamError]:
+    """Every problem of a params file: each section's, then the cross-section rules
+    (when the sections they need are valid)."""
+    errors: list[ParamError] = []
+    for model in SECTIONS:
+        if model.SECTION not in raw:
+            errors.append(ParamError(model.SECTION, None, "missing section; it must be set"))
+        else:
+            errors += model.problems(raw[model.SECTION])
+    if not errors:
+        try:
+            validate_all(raw)
+        except ParamError as e:
+            errors.append(e)
+    return errors
+
+
 def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Every section, then the cross-section rules; returns the models by section name."""
+    """Every section, then the cross-section rules; returns the models by section name.
+    Raises the first problem as a ``ParamError``."""
     out: dict[str, Any] = {}
     for model in SECTIONS:
         if model.SECTION not in raw:
@@ -53,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path = args[0] if args else "params.yaml"
     try:
-        validate_all(read_yaml(path))
-    except BiasvarError as e:
+        errors = problems(read_yaml(path))
+    except BiasvarError as e:  # the file itself: missing, not YAML
+        errors = [e]
+    for e in errors:  # one line per problem, all of them
         print(f"error: {e}", file=sys.stderr)
+    if errors:
         return 2
     print(f"{path}: ok")
     return 0

@@ -1,0 +1,158 @@
+"""Captions follow the data: contrary synthetic tables change the words (issue 10)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biasvar.report import wording
+from biasvar.report.config import Style
+from biasvar.report.document import (
+    Report,
+    add_studies,
+    alignment_words,
+    spectral_words,
+    terms_words,
+)
+
+W = [4, 8, 16, 32, 64]
+
+
+@pytest.mark.parametrize(("r2", "word"), [(0.95, "strong"), (0.9, "strong"), (0.8, "good"),
+                                          (0.5, "moderate"), (0.2, "weak"),
+                                          (0.0005, "no linear relation"),
+                                          (float("nan"), "undefined")])
+def test_fit_quality_thresholds(r2, word):
+    assert wording.fit_quality(r2) == word
+
+
+@pytest.mark.parametrize(("y", "kind"), [
+    ([1, 2, 3, 4, 5], "rising"), ([5, 4, 3, 2, 1], "falling"), ([1, 3, 5, 3, 2], "peak"),
+    ([5, 2, 1, 3, 4], "valley"), ([1, 1.01, 0.99, 1, 1.02], "flat"),
+    ([1, 3, 2, 4, 1.5], "non-monotone"), ([3, 1, 4, 1, 5], "non-monotone"),
+    ([1, 2, 4, 3.98, 3], "peak"),
+])
+def test_shape(y, kind):
+    assert wording.shape(W, y)["kind"] == kind
+
+
+def test_describe_names_the_peak_and_refuses_it_for_a_monotone_curve():
+    assert wording.describe(W, [0.1, 0.3, 0.5, 0.2, 0.1], "the variance") == (
+        "the variance peaks at 0.5 at width 16")
+    text = wording.describe(W, [0.5, 0.4, 0.3, 0.2, 0.1], "the variance")
+    assert "peak" not in text and text.startswith("the variance falls with width")
+
+
+def test_ordering_words():
+    assert wording.ordering(W, [2] * 5, [1] * 5, "a", "b") == "a is above b at every width"
+    assert wording.ordering(W, [0] * 5, [1] * 5, "a", "b") == "a is nowhere above b"
+    assert wording.ordering(W, [2, 0, 2, 0, 0], [1] * 5, "a", "b") == (
+        "a is above b only at width 4, 16")
+
+
+def _fits(slopes, r2s, level=0.0):
+    return pd.DataFrame({"label_noise": level, "width": W, "subset": "correct",
+                         "slope": slopes, "r2": r2s})
+
+
+def test_alignment_caption_says_no_relation_for_a_flat_fit():
+    good = alignment_words(_fits([0.9] * 5, [0.95] * 5), 0.0)
+    flat = alignment_words(_fits([0.01] * 5, [0.0005] * 5), 0.0)
+    assert "strong at width 4, 8, 16, 32, 64" in good
+    assert "strong" not in flat and "no linear relation at width 4, 8, 16, 32, 64" in flat
+    assert "power law" not in good + flat
+
+
+def _summary(var_clean, var_noisy, bias2):
+    rows = []
+    for p, var in ((0.0, var_clean), (0.15, var_noisy)):
+        for w, v, b in zip(W, var, bias2, strict=True):
+            rows += [{"label_noise": p, "width": w, "partition": "test", "quantity": "mse_var",
+                      "value": v},
+                     {"label_noise": p, "width": w, "partition": "test",
+                      "quantity": "mse_bias2", "value": b}]
+    return pd.DataFrame(rows)
+
+
+def test_terms_caption_follows_peak_and_ordering():
+    peaked = terms_words(_summary([0.1, 0.3, 0.5, 0.2, 0.1], [0.2, 0.4, 0.6, 0.3, 0.2],
+                                  [0.9, 0.7, 0.5, 0.3, 0.1]))
+    assert "the variance peaks at 0.5 at width 16" in peaked
+    assert "bias² falls with width" in peaked
+    assert "above the clean one at every width" in peaked
+    contrary = terms_words(_summary([0.1, 0.2, 0.3, 0.4, 0.5], [0.05, 0.1, 0.4, 0.5, 0.6],
+                                    [0.1, 0.3, 0.5, 0.7, 0.9]))
+    assert "peaks" not in contrary.split(";")[0]
+    assert "the variance rises with width" in contrary and "bias² rises with width" in contrary
+    assert "above the clean one only at width 16, 32, 64" in contrary
+
+
+def _tradeoff(total):
+    d = np.arange(1, 6)
+    total = np.asarray(total, dtype=float)
+    return pd.DataFrame({"hidden_units": d, "n_params": d + 1, "noise": 0.09,
+                         "bias2": total * 0.6, "variance": total * 0.4 - 0.09 + 0.09,
+                         "total": total, "test_loss": total, "test_loss_se": 0.01,
+                         "train_loss": total / 2})
+
+
+def _ridgeless(test, n=3):
+    p = np.array([1, 2, 3, 4, 6])
+    test = np.asarray(test, dtype=float)
+    return pd.DataFrame({"n_features": p, "n_train": n, "train_mse_mean": 0.1,
+                         "train_mse_median": 0.1, "test_mse_mean": test,
+                         "test_mse_median": test, "test_mse_q25": test * 0.9,
+                         "test_mse_q75": test * 1.1, "coef_norm_median": 1.0})
+
+
+def _captions(**tables):
+    rep = Report("t")
+    args = {k: tables.get(k) for k in ("tradeoff", "ridgeless", "spectral", "erank")}
+    add_studies(rep, args["tradeoff"], args["ridgeless"], args["spectral"], args["erank"],
+                Style(max_points=50))
+    return {f.name: f.caption for f in rep.figures}
+
+
+def test_tradeoff_caption_says_u_shape_only_when_there_is_one():
+    u = _captions(tradeoff=_tradeoff([1.0, 0.5, 0.3, 0.6, 1.2]))["tradeoff"]
+    mono = _captions(tradeoff=_tradeoff([1.0, 0.8, 0.6, 0.4, 0.2]))["tradeoff"]
+    assert "U-shaped, lowest at D = 3" in u
+    assert "U-shaped" not in mono and "falling, lowest at D = 5" in mono
+
+
+def test_ridgeless_caption_names_the_threshold_only_when_the_peak_is_there():
+    at = _captions(ridgeless=_ridgeless([0.1, 0.5, 9.0, 0.8, 0.3]))["ridgeless"]
+    off = _captions(ridgeless=_ridgeless([0.1, 9.0, 0.5, 0.8, 0.3]))["ridgeless"]
+    assert "at the interpolation threshold P = N = 3" in at and "descends to 0.3" in at
+    assert "at P = 2, not at the threshold P = N = 3" in off
+
+
+def _spectral(order):
+    """Frequency k reaches 1.0 at the step given by its position in ``order``."""
+    rows = []
+    for rank, k in enumerate(order):
+        for step in range(0, 600, 100):
+            rows.append({"config": "c", "step": step, "frequency": k, "amplitude": 1.0,
+                         "magnitude": 1.0, "normalized_magnitude": float(step >= 100 * (rank + 1)),
+                         "loss": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_spectral_caption_checks_that_the_lowest_frequency_comes_first():
+    low_first = spectral_words(_spectral([1, 2, 3, 4]))
+    high_first = spectral_words(_spectral([4, 3, 2, 1]))
+    assert "k = 1 first (the lowest" in low_first and "ρ(k, step) = 1.00" in low_first
+    assert "k = 4 first (not the lowest, 1" in high_first and "= -1.00" in high_first
+
+
+def test_effective_rank_caption_follows_the_fraction():
+    def erank(ratio):
+        return pd.DataFrame({"label_noise": 0.0, "width": W, "erank_mean": np.multiply(W, ratio),
+                             "erank_ratio_mean": ratio, "n_members": 2, "feature_dim": W,
+                             "erank_sd": 0.1, "erank_min": 1.0, "erank_max": 2.0,
+                             "rank_mean": W, "dead_units_mean": 0.0})
+    falling = _captions(erank=erank([0.9, 0.8, 0.6, 0.5, 0.4]))["effective_rank"]
+    rising = _captions(erank=erank([0.2, 0.3, 0.5, 0.6, 0.8]))["effective_rank"]
+    assert "its fraction of the width falls with width" in falling
+    assert "its fraction of the width rises with width" in rising
