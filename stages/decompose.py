@@ -25,18 +25,13 @@ def main() -> None:
     from biasvar.core.config import load_declared
     from biasvar.core.io import atomic_dir
     from biasvar.core.schema import DECOMPOSITION, RELIABILITY, SUMMARY, write_table
-    from biasvar.data.config import check_label_noise, check_width
+    from biasvar.data.config import sweep_axes
     from biasvar.data.dataset import load_dataset
     from biasvar.data.splits import load_split
 
     prm = load_declared(PARAMS)
     cfg = prm.section(DecomposeParams)
-    noise = prm.get("data.label_noise")  # raw values: they name the files
-    widths = prm.get("ensemble.widths")
-    for i, v in enumerate(noise):
-        check_label_noise(f"data.label_noise[{i}]", v)
-    for i, w in enumerate(widths):
-        check_width(f"ensemble.widths[{i}]", w)
+    noise, widths = sweep_axes(prm)  # raw values: they name the files
     noisy = {p: load_dataset(Path(args.datasets) / f"noise-{p}.npz").noisy for p in noise}
     # each draw's distinct training examples: its members are out of bag elsewhere
     in_bag = {}

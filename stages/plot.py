@@ -14,6 +14,8 @@ def main() -> None:
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--curves", required=True)
     ap.add_argument("--members", required=True, help="collect's per-member table (CSV)")
+    ap.add_argument("--alignment-size", help="alignment_size's per-size and K -> inf fits "
+                    "(two CSVs, comma-separated), optional")
     ap.add_argument("--studies", help="data/studies (companion-study tables), optional")
     ap.add_argument("--out", required=True, help="reports/ (the report name is a param)")
     args = ap.parse_args()
@@ -25,7 +27,12 @@ def main() -> None:
     from biasvar.core.schema import DECOMPOSITION, FITS, RELIABILITY, SUMMARY, read_table
     from biasvar.ensemble.config import ModelParams
     from biasvar.report.config import Style
-    from biasvar.report.document import add_studies, main_report, write_report
+    from biasvar.report.document import (
+        add_alignment_size,
+        add_studies,
+        main_report,
+        write_report,
+    )
 
     prm = load_declared(PARAMS)
     style = prm.section(Style)
@@ -42,6 +49,10 @@ def main() -> None:
     members = pd.read_csv(args.members)
     rep = main_report(examples, summary, reliability, fits, curves, members, metrics, style,
                       model.arch, model.depth, model.residual)
+    if args.alignment_size:
+        per_size, inf = args.alignment_size.split(",")
+        add_alignment_size(rep, pd.read_csv(per_size), pd.read_csv(inf), style)
+        metrics["alignment_size"] = read_json(Path(args.metrics).parent / "alignment_size.json")
     if args.studies:
         st = Path(args.studies)
         spectral = sorted((st / "spectral").glob("*.csv"))

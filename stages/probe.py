@@ -19,20 +19,15 @@ def main() -> None:
     from pathlib import Path
 
     from biasvar.core.config import load_declared, load_runtime
-    from biasvar.data.config import check_label_noise, check_width
+    from biasvar.data.config import sweep_axes
     from biasvar.data.dataset import load_dataset
     from biasvar.studies.common import write_csv, write_result
     from biasvar.studies.effective_rank import ProbeParams, run_probe
 
     prm = load_declared(PARAMS)
     cfg = prm.section(ProbeParams)
-    noise = prm.get("data.label_noise")  # raw values: they name the directories
-    widths = prm.get("ensemble.widths")
+    noise, widths = sweep_axes(prm)  # raw values: they name the files
     blocks = prm.get("ensemble.blocks")
-    for i, v in enumerate(noise):
-        check_label_noise(f"data.label_noise[{i}]", v)
-    for i, w in enumerate(widths):
-        check_width(f"ensemble.widths[{i}]", w)
     part = f"x_{cfg.partition}"
     inputs = {p: getattr(load_dataset(Path(args.datasets) / f"noise-{p}.npz"), part)
               for p in noise}

@@ -57,7 +57,7 @@ def tables(tmp_path_factory):
         for p in NOISE for w in WIDTHS for m in range(6)])
     return {"examples": ex.to_pandas(), "summary": sm.to_pandas(),
             "reliability": rl.to_pandas(), "fits": fits.to_pandas(), "metrics": metrics,
-            "curves": curves, "members": members}
+            "curves": curves, "members": members, "root": root}
 
 
 STYLE = Style(max_points=50)
@@ -198,3 +198,33 @@ def test_study_figures():
     a, b = plots.erank_figure(er, STYLE).get_axes()
     assert a.get_yscale() == "log" and b.get_ylabel() == "effective rank / width"
     assert len(_lines(b)) == len(NOISE)
+
+
+def test_alignment_size_figure_and_caption(tables, tmp_path):
+    from biasvar.analysis.ensemble_size import ensemble_size_all
+    from biasvar.report.document import Figure, add_alignment_size
+
+    table, extrap, metrics = ensemble_size_all(tables["root"], NOISE, WIDTHS, n_boot=20, seed=0,
+                                               ci=0.9)
+    assert set(metrics) == {"noise-0", "noise-0.2"}
+    assert metrics["noise-0"]["width"] == max(WIDTHS)
+    fig = plots.alignment_size_figure(table, 0.0, STYLE)
+    axes = fig.get_axes()
+    assert len(axes) == len(WIDTHS)
+    for ax, w in zip(axes, WIDTHS, strict=True):
+        labels = [ln.get_label() for ln in _lines(ax)]
+        # 3 draws x 2 seeds: plug-in and unbiased MSE and CE plug-in; split-half needs 4 draws
+        assert labels == ["MSE plug-in", "MSE unbiased", "CE plug-in"], labels
+        d = table[(table.label_noise == 0) & (table.width == w) & (table.subset == "correct")
+                  & (table.loss == "mse") & (table.estimator == "plugin")]
+        np.testing.assert_allclose(_lines(ax)[0].get_ydata(), d.sort_values("n_members").slope)
+    rep = Report("t")
+    rep.figures += [Figure("alignment", "a", "c", None), Figure("other", "o", "c", None)]
+    add_alignment_size(rep, table, extrap, STYLE)
+    assert rep.figures[1].name == "alignment_size"
+    caption = rep.figures[1].caption
+    last = table[(table.label_noise == 0) & (table.width == max(WIDTHS))
+                 & (table.subset == "correct") & (table.loss == "mse")
+                 & (table.estimator == "plugin")].sort_values("n_members").iloc[-1]
+    assert "MSE plug-in" in caption and f"{last.slope:.2f} at K = {int(last.n_members)}" in caption
+

@@ -130,3 +130,24 @@ def test_neal_sentences():
             f"{est(clean, 128, 'sampling var'):.3f} at 128") in text
     assert (f"population estimates {est(clean, 32, 'variance'):.3f} and "
             f"{est(noisy, 32, 'variance'):.3f}") in text
+
+
+def test_ensemble_size_sentences():
+    size = json.loads((ROOT / "metrics" / "alignment_size.json").read_text())
+    text = RESULTS.replace("\n  ", " ")
+    clean, noisy = size["noise-0"], size["noise-0.15"]
+    assert clean["width"] == 128 and clean["n_members"] == 32
+    assert f"falling to {clean['plugin_slope']:.2f} at K = 32" in text
+    assert f"unbiased MSE terms {clean['unbiased_slope']:.2f} at K = 32" in text
+    assert f"extrapolated {clean['unbiased_slope_inf']:.2f}" in text
+    assert "0.73 at K = 32" in text and f"{clean['split_half_slope']:.2f}" == "0.73"
+    assert (f"plug-in {noisy['plugin_slope']:.2f}, unbiased {noisy['unbiased_slope']:.2f}, "
+            f"split-half {noisy['split_half_slope']:.2f}") in text
+    # the ordering the sentence draws its conclusion from
+    for m in (clean, noisy):
+        assert m["plugin_slope"] > m["unbiased_slope"] > m["split_half_slope"]
+    # the K-dependence and CE numbers are the report's computed caption
+    cap = _section(REPORT, "## Alignment against ensemble size")
+    assert "MSE plug-in 0.97 at K = 4 to 0.91 at K = 32" in cap and "does not fit" in cap
+    assert "CE plug-in 0.65 at K = 4 to 0.50 at K = 32" in cap
+    assert "0.65 at K = 4" in text and "plug-in slope is 0.50 at K = 32" in text

@@ -24,3 +24,12 @@ class RegressParams(Section):
     bootstrap: Int(0)
     ci: OpenUnitInterval
     seed: Seed
+
+
+class AlignmentSizeParams(Section):
+    """Alignment against ensemble size (``alignment_size.*``): bootstrap over examples."""
+
+    SECTION: ClassVar[str] = "alignment_size"
+    bootstrap: Int(0)  # replicates resampling test examples (0: no intervals)
+    ci: OpenUnitInterval
+    seed: Seed

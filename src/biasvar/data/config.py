@@ -160,3 +160,16 @@ def check_block_layout(block_size: Any, seeds_per_draw: Any) -> tuple[int, int]:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ParamError(key, v, "an integer >= 1")
     return block_size, seeds_per_draw
+
+
+def sweep_axes(params) -> tuple[list, list]:
+    """The raw ``data.label_noise`` and ``ensemble.widths`` of a stage's declared params,
+    each value checked. Raw values (not floats): they name the files and directories."""
+    noise, widths = params.get("data.label_noise"), params.get("ensemble.widths")
+    for key, values, check in (("data.label_noise", noise, check_label_noise),
+                               ("ensemble.widths", widths, check_width)):
+        if not isinstance(values, list) or not values:
+            raise ParamError(key, values, "a non-empty list")
+        for i, v in enumerate(values):
+            check(f"{key}[{i}]", v)
+    return noise, widths

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from biasvar.analysis.config import DecomposeParams, RegressParams
+from biasvar.analysis.config import AlignmentSizeParams, DecomposeParams, RegressParams
 from biasvar.core.config import RuntimeParams, Section, read_yaml
 from biasvar.core.errors import ParamError
 from biasvar.data.config import DataParams, EnsembleParams, SplitParams, n_train_examples
@@ -28,7 +28,8 @@ from biasvar.studies.tradeoff import TradeoffParams
 # subpackage that reads it.
 SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
-    DecomposeParams, RegressParams, TradeoffParams, RidgelessParams, SpectralParams,
+    DecomposeParams, RegressParams, AlignmentSizeParams, TradeoffParams, RidgelessParams,
+    SpectralParams,
     ProbeParams, Style,
 )
 
