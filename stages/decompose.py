@@ -18,8 +18,6 @@ def main() -> None:
 
     from pathlib import Path
 
-    import numpy as np
-
     from biasvar.analysis.config import DecomposeParams
     from biasvar.analysis.tables import decompose_all
     from biasvar.core.config import load_declared
@@ -27,17 +25,14 @@ def main() -> None:
     from biasvar.core.schema import DECOMPOSITION, RELIABILITY, SUMMARY, write_table
     from biasvar.data.config import sweep_axes
     from biasvar.data.dataset import load_dataset
-    from biasvar.data.splits import load_split
+    from biasvar.data.splits import in_bag_indices
 
     prm = load_declared(PARAMS)
     cfg = prm.section(DecomposeParams)
     noise, widths = sweep_axes(prm)  # raw values: they name the files
     noisy = {p: load_dataset(Path(args.datasets) / f"noise-{p}.npz").noisy for p in noise}
     # each draw's distinct training examples: its members are out of bag elsewhere
-    in_bag = {}
-    for f in sorted(Path(args.splits).glob("block-*.npz")):
-        s = load_split(f)
-        in_bag.update({int(d): np.unique(s.for_draw(int(d))) for d in s.draws})
+    in_bag = in_bag_indices(sorted(Path(args.splits).glob("block-*.npz")))
     examples, summary, rel = decompose_all(args.logits, noisy, noise, widths, cfg.intervals,
                                            cfg.ci, cfg.ece_bins, in_bag)
     meta = {"data.label_noise": noise, "ensemble.widths": widths, "decompose": prm.get(

@@ -14,6 +14,8 @@ def main() -> None:
     ap.add_argument("--metrics", required=True)
     ap.add_argument("--curves", required=True)
     ap.add_argument("--members", required=True, help="collect's per-member table (CSV)")
+    ap.add_argument("--calibration", help="calibration_intervention's per-config table (CSV), "
+                    "optional")
     ap.add_argument("--alignment-size", help="alignment_size's per-size and K -> inf fits "
                     "(two CSVs, comma-separated), optional")
     ap.add_argument("--studies", help="data/studies (companion-study tables), optional")
@@ -29,6 +31,7 @@ def main() -> None:
     from biasvar.report.config import Style
     from biasvar.report.document import (
         add_alignment_size,
+        add_calibration_intervention,
         add_studies,
         main_report,
         write_report,
@@ -53,6 +56,10 @@ def main() -> None:
         per_size, inf = args.alignment_size.split(",")
         add_alignment_size(rep, pd.read_csv(per_size), pd.read_csv(inf), style)
         metrics["alignment_size"] = read_json(Path(args.metrics).parent / "alignment_size.json")
+    if args.calibration:
+        add_calibration_intervention(rep, pd.read_csv(args.calibration), style)
+        metrics["calibration_intervention"] = read_json(
+            Path(args.metrics).parent / "calibration_intervention.json")
     if args.studies:
         st = Path(args.studies)
         spectral = sorted((st / "spectral").glob("*.csv"))

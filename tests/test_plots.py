@@ -228,3 +228,21 @@ def test_alignment_size_figure_and_caption(tables, tmp_path):
                  & (table.estimator == "plugin")].sort_values("n_members").iloc[-1]
     assert "MSE plug-in" in caption and f"{last.slope:.2f} at K = {int(last.n_members)}" in caption
 
+
+
+def test_calibration_intervention_figure(tables):
+    from biasvar.analysis.calibration_intervention import calibration_all
+
+    in_bag = {d: np.arange(0, 40, d + 2) for d in range(3)}
+    table, bins, metrics = calibration_all(tables["root"], NOISE, WIDTHS, in_bag, n_bins=5,
+                                           n_boot=20, seed=0, ci=0.9)
+    assert len(table) == len(NOISE) * len(WIDTHS) and set(metrics) == {"noise-0", "noise-0.2"}
+    fig = plots.calibration_intervention_figure(table, STYLE)
+    axes = fig.get_axes()
+    assert [ax.get_ylabel() for ax in axes] == [
+        "member ECE", "ensemble ECE", "alignment gap, mean log(var / bias²)"]
+    for ax in axes:
+        assert len(_lines(ax)) == 2 * len(NOISE)  # before and after per level
+    before = [ln for ln in _lines(axes[2]) if ln.get_label() == "before, clean labels"][0]
+    np.testing.assert_allclose(before.get_ydata(),
+                               table[table.label_noise == 0].sort_values("width").gap_before)

@@ -151,3 +151,20 @@ def test_ensemble_size_sentences():
     assert "MSE plug-in 0.97 at K = 4 to 0.91 at K = 32" in cap and "does not fit" in cap
     assert "CE plug-in 0.65 at K = 4 to 0.50 at K = 32" in cap
     assert "0.65 at K = 4" in text and "plug-in slope is 0.50 at K = 32" in text
+
+
+def test_calibration_sentences():
+    cal = json.loads((ROOT / "metrics" / "calibration_intervention.json").read_text())
+    text = RESULTS.replace("\n  ", " ")
+    c, n = cal["noise-0"], cal["noise-0.15"]
+    assert f"mean temperature is {c['temperature_mean']:.2f}" in text
+    assert f"from {c['member_ece_before']:.3f} to {c['member_ece_after']:.3f}" in text
+    assert f"from {c['gap_before']:.2f} to {c['gap_after']:.2f}" in text
+    assert f"slope falls from {c['slope_before']:.2f} to {c['slope_after']:.2f}" in text
+    assert f"ECE {c['ensemble_ece_before']:.3f} → {c['ensemble_ece_after']:.3f}" in text
+    assert f"gap {n['gap_before']:.2f} → {n['gap_after']:.2f}" in text
+    # "does not move toward 0 ... overshoots" and "at no width": from the report's caption
+    assert abs(c["gap_after"]) > abs(c["gap_before"]) * 0.5 and c["gap_after"] < 0
+    cap = _section(REPORT, "## Calibration as a cause, tested")
+    assert cap.count("the gap moved toward 0 at no width") == 2
+    assert "The gap moved toward 0 at no width" in text

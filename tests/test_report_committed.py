@@ -20,7 +20,7 @@ def _report_dir() -> Path:
 def test_every_embedded_figure_is_committed():
     readme = (_report_dir() / "README.md").read_text()
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
-    assert len(figures) == 10
+    assert len(figures) == 11
     for f in figures:
         assert (_report_dir() / f).stat().st_size > 10_000, f
 

@@ -48,7 +48,8 @@ TINY = {
     "runtime": {"progress": False, "threads": 1},
 }
 # the stages downstream of the train blocks
-DOWNSTREAM = {"collect", "decompose", "regress", "alignment_size", "probe", "plot"}
+DOWNSTREAM = {"collect", "decompose", "regress", "alignment_size", "calibration_intervention",
+              "probe", "plot"}
 
 RAN = re.compile(r"^Running stage '([^']+)'", re.M)
 CACHED = re.compile(r"^Stage '([^']+)' is cached - skipping run", re.M)
@@ -174,8 +175,9 @@ def test_07_library_source_reruns_exactly_the_stages_declaring_it(shared):
     assert_committed(proj)
     sources = ["src/biasvar/analysis/alignment.py", "src/biasvar/studies/tradeoff.py"]
     declaring = declaring_stages(proj, sources)
-    # the analysis subpackage is one dependency of both analysis stages
-    assert declaring == {"decompose", "regress", "tradeoff"}
+    # the analysis subpackage is one dependency of every analysis stage
+    assert declaring == {"decompose", "regress", "alignment_size", "calibration_intervention",
+                         "tradeoff"}
     for s in sources:
         with open(proj / s, "a") as f:
             f.write("# an edit that changes no result\n")
@@ -220,7 +222,7 @@ def test_08_reverting_a_param_restores_from_the_run_cache(shared):
     proj = shared.path
     assert_committed(proj)
     edit_params(proj, lambda p: p["train"].update(lr=0.01))
-    r = repro(proj, "regress", "alignment_size", "probe")
+    r = repro(proj, "regress", "alignment_size", "calibration_intervention", "probe")
     assert r.ran == set()  # no training, no analysis: all restored
     assert r.cached == trains() | DOWNSTREAM - {"plot"}
     assert logits_hashes(proj) == shared.logits
@@ -260,7 +262,8 @@ def test_04_adding_a_block_trains_only_that_block(shared):
     splits = {f"split@{b}" for b in BLOCKS + [2]}  # split declares the sweep axes on purpose
     assert r.ran == trains(blocks=[2]) | splits | {"collect"}
     # the stages reading the members are now out of date (and `plot`, from scenario 8)
-    assert out_of_date(proj) == {"decompose", "alignment_size", "probe", "plot"}
+    assert out_of_date(proj) == {"decompose", "alignment_size", "calibration_intervention",
+                                 "probe", "plot"}
     commit(proj, "block 2")
 
 

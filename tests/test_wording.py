@@ -156,3 +156,26 @@ def test_effective_rank_caption_follows_the_fraction():
     rising = _captions(erank=erank([0.2, 0.3, 0.5, 0.6, 0.8]))["effective_rank"]
     assert "its fraction of the width falls with width" in falling
     assert "its fraction of the width rises with width" in rising
+
+
+def _calibration(gap_after, ci=0.05):
+    gap_before = np.array([1.0, 1.2, 1.4, 1.5, 1.45])
+    gap_after = np.asarray(gap_after, dtype=float)
+    return pd.DataFrame({
+        "label_noise": 0.0, "width": W, "temperature_mean": 2.0,
+        "member_ece_before": 0.4, "member_ece_after": 0.05,
+        "ensemble_ece_before": 0.07, "ensemble_ece_after": 0.13,
+        "slope_before": 0.9, "slope_after": 0.5,
+        "gap_before": gap_before, "gap_after": gap_after,
+        "gap_ci_low_before": gap_before - ci, "gap_ci_high_before": gap_before + ci,
+        "gap_ci_low_after": gap_after - ci, "gap_ci_high_after": gap_after + ci})
+
+
+def test_calibration_caption_says_where_the_gap_moved_toward_zero():
+    from biasvar.report.document import calibration_words
+
+    toward = calibration_words(_calibration([0.2, 0.1, 1.4, 0.3, 0.0]))
+    overshoot = calibration_words(_calibration([-1.5, -1.6, -1.8, -1.6, -1.5]))
+    assert "the gap moved toward 0 at width 4, 8, 32, 64." in toward
+    assert "the gap moved toward 0 at no width." in overshoot
+    assert "gap 1.45 → -1.50" in overshoot and "member ECE 0.400 → 0.050" in overshoot

@@ -33,3 +33,13 @@ class AlignmentSizeParams(Section):
     bootstrap: Int(0)  # replicates resampling test examples (0: no intervals)
     ci: OpenUnitInterval
     seed: Seed
+
+
+class CalibrationInterventionParams(Section):
+    """Per-member temperature scaling on out-of-bag data (``calibration_intervention.*``)."""
+
+    SECTION: ClassVar[str] = "calibration_intervention"
+    ece_bins: Int(1)  # equal-width confidence bins for ECE and the per-bin table
+    bootstrap: Int(0)  # replicates resampling test examples (paired before/after)
+    ci: OpenUnitInterval
+    seed: Seed

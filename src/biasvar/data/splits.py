@@ -92,3 +92,12 @@ def load_split(path: str | Path) -> Split:
     if indices.size and (indices.min() < 0 or indices.max() >= n_train):
         raise InputError(f"{path}: indices outside [0, {n_train})")
     return Split(draws, indices, method, n_train, seed, parts)
+
+
+def in_bag_indices(paths) -> dict[int, np.ndarray]:
+    """Each draw's distinct training indices, from split files: ``{draw: (n_in_bag,)}``."""
+    out: dict[int, np.ndarray] = {}
+    for f in paths:
+        s = load_split(f)
+        out.update({int(d): np.unique(s.for_draw(int(d))) for d in s.draws})
+    return out

@@ -400,3 +400,33 @@ def alignment_size_figure(table: pd.DataFrame, label_noise: float, style: Style)
                  f"{_noise_label(label_noise)}; correctly classified test examples; bands: 95 % "
                  f"bootstrap over examples")
     return fig
+
+
+# ---------------------------------------------------------------- calibration intervention
+def calibration_intervention_figure(table: pd.DataFrame, style: Style) -> plt.Figure:
+    """Member ECE, ensemble ECE and the alignment gap before (solid) and after (dashed)
+    per-member temperature scaling, against width, per label-noise level."""
+    pal = noise_palette(table.label_noise.unique())
+    panels = (("member_ece", "member ECE"), ("ensemble_ece", "ensemble ECE"),
+              ("gap", "alignment gap, mean log(var / bias²)"))
+    fig, axes = _facets(3, style, max_cols=3)
+    fig.set_size_inches(style.panel_size * 3.3, style.panel_size * 1.2)
+    for ax, (q, name) in zip(axes, panels, strict=True):
+        for p, color in pal.items():
+            d = table[np.isclose(table.label_noise, p)].sort_values("width")
+            for state, ls in (("before", "-"), ("after", "--")):
+                ax.plot(d.width, d[f"{q}_{state}"], ls=ls, marker="o", ms=3, color=color,
+                        label=f"{state}, {_noise_label(p)}")
+                if q == "gap":
+                    ax.fill_between(d.width, d[f"gap_ci_low_{state}"],
+                                    d[f"gap_ci_high_{state}"], color=color, alpha=0.15, lw=0)
+        if q == "gap":
+            ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+        _width_axis(ax, table.width.unique())
+        ax.set_ylabel(name)
+        ax.set_title(name)
+    axes[0].legend(fontsize="xx-small")
+    fig.suptitle("Calibration as a cause: each member temperature-scaled on its out-of-bag "
+                 "examples\n(test set; solid: before, dashed: after; gap over correctly "
+                 "classified examples)")
+    return fig

@@ -13,7 +13,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from biasvar.analysis.config import AlignmentSizeParams, DecomposeParams, RegressParams
+from biasvar.analysis.config import (
+    AlignmentSizeParams,
+    CalibrationInterventionParams,
+    DecomposeParams,
+    RegressParams,
+)
 from biasvar.core.config import RuntimeParams, Section, read_yaml
 from biasvar.core.errors import ParamError
 from biasvar.data.config import DataParams, EnsembleParams, SplitParams, n_train_examples
@@ -28,8 +33,8 @@ from biasvar.studies.tradeoff import TradeoffParams
 # subpackage that reads it.
 SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
-    DecomposeParams, RegressParams, AlignmentSizeParams, TradeoffParams, RidgelessParams,
-    SpectralParams,
+    DecomposeParams, RegressParams, AlignmentSizeParams, CalibrationInterventionParams,
+    TradeoffParams, RidgelessParams, SpectralParams,
     ProbeParams, Style,
 )
 
