@@ -168,3 +168,35 @@ def test_calibration_sentences():
     cap = _section(REPORT, "## Calibration as a cause, tested")
     assert cap.count("the gap moved toward 0 at no width") == 2
     assert "The gap moved toward 0 at no width" in text
+
+
+def test_architecture_sentences():
+    cnn = json.loads((ROOT / "reports" / "cnn" / "metrics.json").read_text())
+    text = RESULTS.replace("\n  ", " ")
+    c32, c2 = cnn["alignment"]["noise-0"]["width-32"], cnn["alignment"]["noise-0"]["width-2"]
+    mlp = METRICS["noise-0"]["width-128"]
+    assert f"member test error is {c32['member_test_error']:.3f}" in text
+    assert f"against {mlp['member_test_error']:.3f} for the MLP" in text
+    size = cnn["alignment_size"]["noise-0"]
+    mlp_size = json.loads((ROOT / "metrics" / "alignment_size.json").read_text())["noise-0"]
+    ests = ("plugin", "unbiased", "split_half")
+    assert (f"plug-in {size['plugin_slope']:.2f}, unbiased {size['unbiased_slope']:.2f}, "
+            f"split-half {size['split_half_slope']:.2f}") in text
+    assert (f"against {mlp_size['plugin_slope']:.2f}, {mlp_size['unbiased_slope']:.2f} and "
+            f"{mlp_size['split_half_slope']:.2f} for the MLP") in text
+    assert all(size[f"{e}_slope"] > mlp_size[f"{e}_slope"] for e in ests)
+    assert f"slope {c2['slope']:.2f}, R² {c2['r2']:.2f}" in text
+
+
+def test_numerical_caveat_counts():
+    """The MLP count in the caveat is recomputed from the committed report's inputs when
+    the decomposition is on disk (it is not committed: skipped on a fresh clone)."""
+    path = ROOT / "data" / "decomposition" / "examples.parquet"
+    if not path.exists():
+        pytest.skip("no decomposition on disk (run dvc repro)")
+    import pandas as pd
+
+    e = pd.read_parquet(path)
+    t = e[(e.partition == "test") & e.correct]
+    text = RESULTS.replace("\n  ", " ")
+    assert f"only {(t.mse_bias2 < 1e-16).sum()} of the {len(t):,} correctly" in text
