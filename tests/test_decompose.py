@@ -244,3 +244,27 @@ def test_out_of_bag_prediction_against_a_loop():
         p = np.mean([np.exp(logits[m, i]) / np.exp(logits[m, i]).sum() for m in members], 0)
         assert pred[i] == int(np.argmax(p))
 
+
+def test_saturated_probabilities_keep_full_precision():
+    """Two classes, logit gaps of 50 and 52 nats: p_other = sigmoid(-gap) ~ 1e-22, far below
+    float64's resolution of 1 - p_y. Closed forms: bias² = 2 pbar_o², var = 2 mean (p_o - pbar_o)²
+    (both components of p - q are equal and opposite). Rounding 1 - p_y to 0 would halve them."""
+    from biasvar.analysis.decompose import neal_split
+
+    gaps = np.array([50.0, 52.0, 50.0, 52.0])
+    logits = np.zeros((4, 1, 2))
+    logits[:, 0, 0] = gaps  # members: (4,), one example, label 0
+    probs = softmax(logits)
+    p_o = 1 / (1 + np.exp(gaps))  # (4,) the other class, exact
+    m = p_o.mean()
+    t = mse_decomposition(probs, np.array([0]))
+    np.testing.assert_allclose(t.bias2, [2 * m**2], rtol=1e-10)
+    np.testing.assert_allclose(t.var, [2 * ((p_o - m) ** 2).mean()], rtol=1e-10)
+    np.testing.assert_allclose(t.loss, [2 * (p_o**2).mean()], rtol=1e-10)
+    # Neal: draws (0, 0, 1, 1): draw means of p_o, then the same closed forms
+    nt = neal_split(probs, np.array([0, 0, 1, 1]))
+    dm = p_o.reshape(2, 2).mean(1)
+    np.testing.assert_allclose(nt.optimization, [2 * ((p_o.reshape(2, 2) - dm[:, None]) ** 2
+                                                      ).mean()], rtol=1e-10)
+    np.testing.assert_allclose(nt.sampling, [2 * ((dm - dm.mean()) ** 2).mean()], rtol=1e-10)
+

@@ -69,6 +69,26 @@ def _mean0(a: np.ndarray) -> np.ndarray:
     return a[0] + (a - a[0]).mean(axis=0)
 
 
+def _anchor_mask(p: np.ndarray) -> np.ndarray:
+    """(N, C) bool, True at each example's most probable class of ``p`` (N, C)."""
+    return np.eye(p.shape[-1], dtype=bool)[p.argmax(-1)]
+
+
+def _anchored(delta: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """``delta`` (..., N, C), a difference of probability vectors (it sums to 0 over C),
+    with the ``anchor`` (N, C) component recomputed as minus the sum of the others.
+
+    For a saturated example the anchor (most probable) class has p within 1e-16 of
+    1, where float64 rounds the difference p_a - q_a to 0 or to a multiple of
+    eps; the other components are small numbers with full relative precision, so
+    their sum gives the anchor's difference exactly. Without this, bias² and
+    variance below ~1e-32 come from the off-class components alone (off by up to
+    a factor of C) and a log-log fit over such examples leans on rounding.
+    """
+    rest = np.where(anchor, 0.0, delta).sum(-1, keepdims=True)
+    return np.where(anchor, -rest, delta)
+
+
 def _onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float64)[np.asarray(labels)]  # (N, C)
 
@@ -90,14 +110,15 @@ def mse_decomposition(probs: np.ndarray, labels: np.ndarray) -> MSETerms:
     _need_members(k, "the MSE variance")
     p_bar = _mean0(probs)  # (N, C)
     onehot = _onehot(labels, c)
-    bias2 = ((p_bar - onehot) ** 2).sum(-1)
+    anchor = _anchor_mask(p_bar)  # saturated classes: differences from the others (_anchored)
+    bias2 = (_anchored(p_bar - onehot, anchor) ** 2).sum(-1)
     # sum over members and classes of (p - p_bar)^2, without a (K, N, C) temporary
     # beyond probs itself: E||p||^2 - ||p_bar||^2, kept exact by a centered pass.
     var = np.zeros(len(p_bar))
     loss = np.zeros(len(p_bar))
     for p_k in probs:  # K iterations over (N, C) slices: bounded memory
-        var += ((p_k - p_bar) ** 2).sum(-1)
-        loss += ((p_k - onehot) ** 2).sum(-1)
+        var += (_anchored(p_k - p_bar, anchor) ** 2).sum(-1)
+        loss += (_anchored(p_k - onehot, anchor) ** 2).sum(-1)
     var /= k
     loss /= k
     var_unb = var * k / (k - 1)
@@ -207,8 +228,9 @@ def neal_split(probs: np.ndarray, draws: np.ndarray) -> NealTerms:
     grid = probs[order].reshape(d, s, n, c)
     draw_mean = _mean0(grid.swapaxes(0, 1))  # (D, N, C)
     overall = _mean0(draw_mean)  # (N, C)
-    opt = ((grid - draw_mean[:, None]) ** 2).sum(-1).mean(axis=(0, 1))  # (N,)
-    samp = ((draw_mean - overall) ** 2).sum(-1).mean(axis=0)  # (N,)
+    anchor = _anchor_mask(overall)  # saturated classes: see _anchored
+    opt = (_anchored(grid - draw_mean[:, None], anchor) ** 2).sum(-1).mean(axis=(0, 1))  # (N,)
+    samp = (_anchored(draw_mean - overall, anchor) ** 2).sum(-1).mean(axis=0)  # (N,)
     def nan() -> np.ndarray:
         return np.full(n, np.nan)
 
