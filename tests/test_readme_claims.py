@@ -200,3 +200,35 @@ def test_numerical_caveat_counts():
     t = e[(e.partition == "test") & e.correct]
     text = RESULTS.replace("\n  ", " ")
     assert f"only {(t.mse_bias2 < 1e-16).sum()} of the {len(t):,} correctly" in text
+
+
+def _study(name: str) -> dict:
+    return json.loads((ROOT / "metrics" / f"{name}.json").read_text())
+
+
+def test_companion_study_sentences():
+    text = README.replace("\n  ", " ")
+    t = _study("tradeoff")
+    assert (f"Total minimal at **D = {t['argmin_total']}** ({t['min_total']:.3f} against the "
+            f"{t['noise']:.2f} noise floor)") in text
+    assert f"minimum at D = {t['argmin_total']}" in text  # the list at the top
+    r = _study("ridgeless")
+    assert r["peak_n_features"] == r["n_train"] == 15
+    assert f"**P = 15 = N** and descends again past it ({r['best_test_mse_median_over']:.2f} " \
+           f"at P = {r['best_n_features_over']})" in text
+    for cfg in ("relu-equal", "relu-increasing", "tanh-equal"):
+        assert _study(f"spectral-{cfg}")["first_learned"] == 5, cfg
+    assert "**k = 5 is fitted first** in every configuration" in text
+    e = _study("erank")["erank_mean"]
+    clean, noisy = e["noise-0.0"], e["noise-0.15"]
+    assert f"clean labels {clean['4']:.1f} → {clean['128']:.1f} from width 4 to 128" in text
+    assert all(noisy[w] > clean[w] for w in clean) and "higher rank at every width" in text
+    ratio = {w: clean[w] / int(w) for w in clean}
+    assert f"{ratio['4']:.2f} → {ratio['128']:.2f} of the width" in text
+    assert f"falls from {ratio['4']:.2f} to {ratio['128']:.2f} of it" in text  # the top list
+
+
+def test_top_list_alignment_sentence():
+    m = METRICS["noise-0"]["width-128"]
+    assert (f"rising to {m['slope']:.2f} with R² {m['r2']:.2f} at width 128"
+            in README.replace("\n   ", " "))
