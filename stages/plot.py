@@ -32,6 +32,7 @@ def main() -> None:
     from biasvar.report.document import (
         add_alignment_size,
         add_calibration_intervention,
+        add_collapse,
         add_studies,
         main_report,
         write_report,
@@ -65,6 +66,11 @@ def main() -> None:
         spectral = sorted((st / "spectral").glob("*.csv"))
         for name in ("tradeoff", "ridgeless", "erank"):
             metrics[name] = read_json(Path(args.metrics).parent / f"{name}.json")
+        if (st / "collapse.csv").exists():
+            add_collapse(rep, pd.read_csv(st / "collapse.csv"),
+                         pd.read_csv(st / "collapse_examples.csv"),
+                         pd.read_csv(st / "collapse_model.csv"), style)
+            metrics["collapse"] = read_json(Path(args.metrics).parent / "collapse.json")
         add_studies(rep, pd.read_csv(st / "tradeoff.csv"), pd.read_csv(st / "ridgeless.csv"),
                     pd.concat([pd.read_csv(f) for f in spectral]) if spectral else None,
                     pd.read_csv(st / "erank.csv"), style)

@@ -63,6 +63,9 @@ BAD = [
     ("spectral.frequencies", [5, 100], "below n_points / 2 = 100 (Nyquist)"),
     ("spectral.log_every", 0, ">= 1"),
     ("probe.partition", "validation", "one of test, train"),
+    ("collapse.classes", [3, 3], "two distinct MNIST-1D classes"),
+    ("collapse.classes", [8, 10], "two distinct MNIST-1D classes"),
+    ("collapse.draws", 1, ">= 2"),
 ]
 
 

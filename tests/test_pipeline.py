@@ -22,6 +22,8 @@ TINY = {
     "data": {"label_noise": [0.0, 0.2], "num_samples": 400, "train_split": 0.5},
     "ensemble": {"widths": [4, 8], "blocks": [0, 1], "block_size": 2, "seeds_per_draw": 2},
     "train": {"steps": 30, "log_every": 10, "batch_size": 50},
+    "collapse": {"num_samples": 1000, "widths": [4, 8], "draws": 2, "seeds_per_draw": 2,
+                 "steps": 20, "batch_size": 25},
     "runtime": {"progress": False, "threads": 1},
 }
 

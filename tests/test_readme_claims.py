@@ -170,6 +170,27 @@ def test_calibration_sentences():
     assert "The gap moved toward 0 at no width" in text
 
 
+def test_collapse_sentences():
+    col = json.loads((ROOT / "metrics" / "collapse.json").read_text())["per_width"]
+    text = RESULTS.replace("\n  ", " ")
+    widths = sorted(col, key=int)
+    first, last = col[widths[0]], col[widths[-1]]
+    assert f"falls from {first['nc1_train']:.3f} to {last['nc1_train']:.3f}" in text
+    assert all(col[w]["member_train_error"] == 0 for w in widths[1:])  # "0 from width 32 on"
+    assert f"rises from {first['slope']:.2f} to {last['slope']:.2f} (R² {last['r2']:.2f})" in text
+    sd = [v["margin_sd_median"] for v in col.values()]
+    ratio = [x / (np.pi / np.sqrt(3)) for x in sd]
+    assert f"{min(ratio):.1f}–{max(ratio):.1f} times more" in text
+    assert (f"median sd {last['margin_sd_median']:.1f} at width 128, "
+            f"{first['margin_sd_median']:.1f} at width 8") in text
+    err = [v["chen_log_var_error"] for v in col.values()]
+    assert f"log variance {min(err):.1f}–{max(err):.1f} below" in text
+    assert (f"the model's slope is {last['scaled_slope']:.2f} at width 128 (measured "
+            f"{last['slope']:.2f})") in text
+    assert all(v["ratio_in_range"] == 1.0 for v in col.values())  # "All correct examples"
+    assert "Neural collapse, binary (Chen et al. Sec. 5)" in REPORT
+
+
 def test_architecture_sentences():
     cnn = json.loads((ROOT / "reports" / "cnn" / "metrics.json").read_text())
     text = RESULTS.replace("\n  ", " ")

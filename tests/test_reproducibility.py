@@ -45,6 +45,8 @@ TINY = {
                  "base": {"amplitudes": "equal", "activation": "relu", "depth": 1, "width": 8,
                           "optimizer": "adam", "lr": 0.01, "momentum": 0.9, "steps": 10},
                  "configs": {"relu-equal": {"activation": "relu"}}},
+    "collapse": {"num_samples": 1000, "widths": [4, 8], "draws": 2, "seeds_per_draw": 2,
+                 "steps": 20, "batch_size": 25},
     "runtime": {"progress": False, "threads": 1},
 }
 # the stages downstream of the train blocks
@@ -195,7 +197,8 @@ def test_07b_editing_one_study_module_makes_only_that_study_stale(shared):
     proj = shared.path
     assert_committed(proj)
     for module, stages in (("spectral", {"spectral@relu-equal"}), ("ridgeless", {"ridgeless"}),
-                           ("effective_rank", {"probe"}), ("tradeoff", {"tradeoff"})):
+                           ("effective_rank", {"probe"}), ("tradeoff", {"tradeoff"}),
+                           ("collapse", {"collapse"})):
         path = proj / "src" / "biasvar" / "studies" / f"{module}.py"
         with open(path, "a") as f:
             f.write("# an edit\n")

@@ -18,6 +18,8 @@ TINY = {
     "data": {"label_noise": [0.0], "num_samples": 200, "train_split": 0.5},
     "ensemble": {"widths": [4], "blocks": [0], "block_size": 2, "seeds_per_draw": 2},
     "train": {"steps": 10, "log_every": 5, "batch_size": 50},
+    "collapse": {"num_samples": 1000, "widths": [4, 8], "draws": 2, "seeds_per_draw": 2,
+                 "steps": 20, "batch_size": 25},
     "runtime": {"progress": False, "threads": 1},
     "tradeoff": {"hidden_units": [1, 2, 3], "n_datasets": 4, "n_grid": 20, "test_draws": 1},
     "ridgeless": {"n_features": [1, 3, 5, 8], "n_train": 5, "n_test": 50, "repeats": 3},

@@ -417,6 +417,61 @@ def add_studies(rep: Report, tradeoff: pd.DataFrame | None, ridgeless: pd.DataFr
             plots.erank_figure(erank, style)))
 
 
+def collapse_words(summary: pd.DataFrame, model: pd.DataFrame) -> str:
+    """The binary study's caption sentences, computed from its per-width summary and the
+    model curve (``c``, ``log_bias2``, ``log_var``; its first row is c = 0)."""
+    logistic_sd = np.pi / np.sqrt(3.0)
+    at_zero = model.sort_values("c").iloc[0]
+    ratio_at_zero = at_zero.log_bias2 / at_zero.log_var
+    s = summary.sort_values("width")
+    w = s.width.to_numpy()
+    first, last = s.iloc[0], s.iloc[-1]
+    inside = s.ratio_in_range.min()
+    return (
+        f"On the members' training examples "
+        f"{wording.describe(w, s.nc1_train.to_numpy(), 'NC1', digits=3)}; member train error "
+        f"{first.member_train_error:.3f} at width {int(first.width)} and "
+        f"{last.member_train_error:.3f} at width {int(last.width)}; member test error "
+        f"{first.member_test_error:.3f} → {last.member_test_error:.3f}. Alignment on correctly "
+        f"classified test examples: slope {first.slope:.2f} (R² {first.r2:.2f}) at width "
+        f"{int(first.width)}, {last.slope:.2f} (R² {last.r2:.2f}) at width {int(last.width)}. "
+        f"Assumption 5.1 (unit Gumbel noise) puts the members' margin sd at π/√3 = "
+        f"{logistic_sd:.2f}; measured medians are {s.margin_sd_median.min():.1f}–"
+        f"{s.margin_sd_median.max():.1f}, so at each example's own mean margin the model's "
+        f"log variance is below the measured one by a median {s.chen_log_var_error.min():.1f}–"
+        f"{s.chen_log_var_error.max():.1f} and its log bias² by "
+        f"{s.chen_log_bias2_error.min():.1f}–{s.chen_log_bias2_error.max():.1f}. With the noise "
+        f"scaled to each example's measured spread the model's slope is "
+        f"{last.scaled_slope:.2f} at width {int(last.width)} (measured {last.slope:.2f}): "
+        f"logistic noise makes log variance grow half as fast as log bias² for confident "
+        f"examples (ratio → 2), not at the same rate. "
+        f"The ratio log bias² / log var of correct examples has median "
+        f"{s.ratio_median.min():.2f}–{s.ratio_median.max():.2f}; at every width at least "
+        f"{100 * inside:.1f} % lie in the model's range [{ratio_at_zero:.3f}, 2], but "
+        f"the upper end holds for every correctly classified example whatever the model "
+        f"(var ≤ p̄(1 − p̄) < √bias²), so only the lower end tests it."
+    )
+
+
+def add_collapse(rep: Report, summary: pd.DataFrame, examples: pd.DataFrame,
+                 model: pd.DataFrame, style: Style) -> None:
+    """The binary neural-collapse figure (after the alignment and calibration figures);
+    ``model``: Assumption 5.1's curve as the collapse stage wrote it."""
+    fig = Figure(
+        "collapse", "Neural collapse, binary (Chen et al. Sec. 5)",
+        "Two MNIST-1D classes, MLP ensembles with two outputs across widths. Top: log variance "
+        "against log bias² of the true-class probability per test example (plug-in), with the "
+        "curve of Chen et al.'s Assumption 5.1 (member logits = scaled ETF + i.i.d. standard "
+        "Gumbel noise, so the margin is c + standard logistic) for c ≥ 0, and the same model "
+        "with the noise scaled to each example's measured margin spread (grey). Bottom: NC1, "
+        "margins, slopes against width. " + collapse_words(summary, model),
+        plots.collapse_figure(examples, summary, model, style))
+    at = max((i for i, f in enumerate(rep.figures) if f.name.startswith(("alignment",
+                                                                         "calibration"))),
+             default=len(rep.figures) - 1)
+    rep.figures.insert(at + 1, fig)
+
+
 def spectral_words(spectral: pd.DataFrame, learned_at: float = 0.9) -> str:
     """Per configuration: which frequency reaches ``learned_at`` of its amplitude first,
     whether it is the lowest, and the rank correlation of frequency and learning step."""

@@ -364,6 +364,61 @@ def erank_figure(erank: pd.DataFrame, style: Style) -> plt.Figure:
     return fig
 
 
+def collapse_figure(examples: pd.DataFrame, summary: pd.DataFrame, chen_curve: pd.DataFrame,
+                    style: Style, max_points: int = 3000) -> plt.Figure:
+    """Binary task: per width, log var against log bias² of test examples with Chen et al.'s
+    Assumption 5.1 curve; below, NC1, the members' margin spread and the alignment slope
+    against width. ``chen_curve``: columns ``log_bias2``, ``log_var`` along c >= 0."""
+    widths = sorted(examples.width.unique())
+    n = len(widths)
+    fig, axes = plt.subplots(2, max(n, 3), figsize=(style.panel_size * max(n, 3),
+                                                     style.panel_size * 2),
+                             squeeze=False, constrained_layout=True)
+    for ax in axes[0, n:]:
+        ax.remove()
+    for ax, w in zip(axes[0], widths, strict=False):
+        e = examples[(examples.width == w) & (examples.bias2 > 0) & (examples["var"] > 0)]
+        if len(e) > max_points:
+            e = e.sample(max_points, random_state=0)
+        for ok in (True, False):
+            d = e[e.correct == ok]
+            ax.scatter(np.log(d.bias2), np.log(d["var"]), s=3, alpha=0.4, lw=0,
+                       color=CORRECT_COLORS[ok], label="correct" if ok else "misclassified")
+        ax.scatter(e.scaled_log_bias2, e.scaled_log_var, s=2, alpha=0.25, lw=0, color="0.5",
+                   label="Assumption 5.1, noise scaled")
+        ax.plot(chen_curve.log_bias2, chen_curve.log_var, color="k", lw=1.2,
+                label="Assumption 5.1 (c ≥ 0)")
+        lo = min(np.log(e.bias2).min(), chen_curve.log_bias2.min())
+        ax.set_xlim(max(lo, -60), 0.5)
+        ax.set_ylim(max(min(np.log(e["var"]).min(), -40), -40), 0.5)
+        ax.set_title(f"width {w}")
+        ax.set_xlabel("log bias² (true-class prob.)")
+        ax.set_ylabel("log variance")
+    axes[0, 0].legend(fontsize="xx-small", markerscale=3, loc="lower right")
+    s = summary.sort_values("width")
+    ax = axes[1, 0]
+    ax.plot(s.width, s.nc1_train, marker="o", ms=3, label="NC1, in-bag (train)")
+    ax.plot(s.width, s.nc1_test, marker="s", ms=3, label="NC1, test")
+    ax.set_yscale("log")
+    ax.set_ylabel("NC1 (mean over members)")
+    ax = axes[1, 1]
+    ax.plot(s.width, s.margin_sd_median, marker="o", ms=3, label="members' margin sd (median)")
+    ax.plot(s.width, s.margin_train, marker="s", ms=3, label="mean in-bag margin")
+    ax.axhline(np.pi / np.sqrt(3), ls="--", color="0.4", lw=1, label="logistic sd π/√3")
+    ax.set_ylabel("logit margin (nats)")
+    ax = axes[1, 2]
+    ax.plot(s.width, s.slope, marker="o", ms=3, label="measured slope")
+    ax.plot(s.width, s.scaled_slope, marker="s", ms=3, label="scaled model's slope")
+    ax.plot(s.width, s.ratio_median, marker="^", ms=3, label="median log bias² / log var")
+    ax.axhline(1.0, ls="--", color="0.4", lw=1)
+    ax.set_ylabel("correct test examples")
+    for ax in axes[1, :3]:
+        _width_axis(ax, widths)
+        ax.legend(fontsize="xx-small")
+    fig.suptitle("Binary task: neural collapse and Chen et al.'s Sec. 5 model")
+    return fig
+
+
 # ---------------------------------------------------------------- alignment vs ensemble size
 SIZE_SERIES = (  # (loss, estimator, label, line style)
     ("mse", "plugin", "MSE plug-in", "-"), ("mse", "unbiased", "MSE unbiased", "--"),

@@ -24,6 +24,7 @@ from biasvar.core.errors import ParamError
 from biasvar.data.config import DataParams, EnsembleParams, SplitParams, n_train_examples
 from biasvar.ensemble.config import ModelParams, TrainParams
 from biasvar.report.config import Style
+from biasvar.studies.collapse import CollapseParams
 from biasvar.studies.effective_rank import ProbeParams
 from biasvar.studies.ridgeless import RidgelessParams
 from biasvar.studies.spectral import SpectralParams
@@ -35,7 +36,7 @@ SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
     DecomposeParams, RegressParams, AlignmentSizeParams, CalibrationInterventionParams,
     TradeoffParams, RidgelessParams, SpectralParams,
-    ProbeParams, Style,
+    ProbeParams, CollapseParams, Style,
 )
 
 
