@@ -6,8 +6,14 @@
    (``nn.Module`` + ``DataLoader(shuffle=True)`` + ``torch.optim.Adam``).
 2. Throughput: the block's achieved GFLOP/s at width 256 against this
    machine's measured sgemm peak (a 2048^3 float32 matmul).
+3. Step anatomy per width (``--widths``): member-steps per second of a whole
+   block with the fused Adam kernel and with the unfused six-pass update, the
+   achieved fraction of the sgemm peak, and the ceiling of the model's own
+   matmuls (forward + backward of the stacked MLP on random data, no loss,
+   no optimizer, no scoring).
 
 Usage: python bench/bench_train.py [--steps 6000] [--members 16] [--json out.json]
+       python bench/bench_train.py --anatomy-only [--widths 8 32 128 256]
 Prints a Markdown table for the README. Not a test: timings vary by machine.
 """
 
@@ -84,6 +90,57 @@ def block(ds, members: int, width: int, steps: int, batch: int) -> tuple[float, 
     return r.seconds, n_parameters("mlp", width, 2, True)
 
 
+def with_adam(fused: bool, fn, *args):
+    """Run ``fn(*args)`` with every FlatAdam made fused or unfused."""
+    import functools
+
+    import biasvar.ensemble.optim as om
+
+    real = om.FlatAdam
+    om.FlatAdam = functools.partial(real, fused=fused)
+    try:
+        return fn(*args)
+    finally:
+        om.FlatAdam = real
+
+
+def matmul_ceiling(members: int, width: int, steps: int, batch: int) -> float:
+    """Seconds for ``steps`` forward + backward passes of the stacked MLP alone."""
+    from biasvar.ensemble.models import stacked_model
+
+    model = stacked_model("mlp", members, width, 2, True)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(members, batch, 40)
+    for _ in range(20):
+        model(x).sum().backward()
+    t = time.perf_counter()
+    for _ in range(steps):
+        model(x).sum().backward()
+    return time.perf_counter() - t
+
+
+def anatomy(ds, members: int, widths: list[int], steps: int, peak: float) -> list[dict]:
+    """Per width: member-steps/s fused vs unfused, fraction of peak, matmul ceiling."""
+    from biasvar.ensemble.models import n_parameters
+
+    rows = []
+    for w in widths:
+        p = n_parameters("mlp", w, 2, True)
+        flop = 6 * p * 100 * members * steps
+        t_fused = with_adam(True, block, ds, members, w, steps, 100)[0]
+        t_unfused = with_adam(False, block, ds, members, w, steps, 100)[0]
+        t_mm = matmul_ceiling(members, w, steps, 100)
+        rows.append({"width": w, "members": members, "steps": steps,
+                     "member_steps_per_s_fused": members * steps / t_fused,
+                     "member_steps_per_s_unfused": members * steps / t_unfused,
+                     "fraction_of_peak_fused": flop / t_fused / 1e9 / peak,
+                     "fraction_of_peak_unfused": flop / t_unfused / 1e9 / peak,
+                     "fraction_of_peak_matmuls_only": flop / t_mm / 1e9 / peak})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,6 +148,9 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--flops-steps", type=int, default=1000)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--widths", type=int, nargs="+", default=[8, 32, 128, 256])
+    ap.add_argument("--anatomy-members", type=int, default=32)
+    ap.add_argument("--anatomy-only", action="store_true")
     args = ap.parse_args()
 
     from biasvar.data.dataset import generate
@@ -98,6 +158,23 @@ def main() -> None:
 
     ds = generate(5000, 0.8, 42, 0.0, 0)  # the reference 4000 / 1000 split
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if args.anatomy_only:
+        peak = sgemm_peak()
+        rows = anatomy(ds, args.anatomy_members, args.widths, args.flops_steps, peak)
+        print(f"\nsgemm peak {peak:.0f} GFLOP/s; block of {args.anatomy_members}, batch 100, "
+              f"{args.flops_steps} steps\n")
+        print("| width | member-steps/s, fused Adam | unfused | % of sgemm peak, fused | "
+              "unfused | matmuls alone |\n|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['width']} | {r['member_steps_per_s_fused']:.0f} | "
+                  f"{r['member_steps_per_s_unfused']:.0f} | "
+                  f"{100 * r['fraction_of_peak_fused']:.0f} % | "
+                  f"{100 * r['fraction_of_peak_unfused']:.0f} % | "
+                  f"{100 * r['fraction_of_peak_matmuls_only']:.0f} % |")
+        if args.json:
+            args.json.write_text(json.dumps({"sgemm_peak_gflops": peak, "anatomy": rows},
+                                            indent=2) + "\n")
+        return
 
     t_block, _ = block(ds, args.members, 100, args.steps, 100)
     print(f"block of {args.members}: {t_block:.1f}s", flush=True)

@@ -66,6 +66,11 @@ def main() -> None:
         spectral = sorted((st / "spectral").glob("*.csv"))
         for name in ("tradeoff", "ridgeless", "erank"):
             metrics[name] = read_json(Path(args.metrics).parent / f"{name}.json")
+        # each spectral@<config> writes its table and its metrics together; the
+        # tables (a declared dependency) name the configurations
+        for f in spectral:
+            metrics[f"spectral-{f.stem}"] = read_json(Path(args.metrics).parent
+                                                      / f"spectral-{f.stem}.json")
         if (st / "collapse.csv").exists():
             add_collapse(rep, pd.read_csv(st / "collapse.csv"),
                          pd.read_csv(st / "collapse_examples.csv"),

@@ -26,7 +26,7 @@ def test_probe_stage_reads_the_trained_members(tmp_path):
     summary = pd.read_csv(studies / "erank.csv")
     assert list(summary.columns) == list(ERANK_SUMMARY_COLUMNS)
     assert summary["n_members"].tolist() == [2]
-    metrics = json.loads((proj / "metrics" / "erank.json").read_text())
+    metrics = json.loads((proj / "data" / "metrics" / "erank.json").read_text())
     assert set(metrics["erank_mean"]["noise-0.0"]) == {"4"}
     # the probe reruns on its own params, and retrains nothing
     baseline = _status(proj)

@@ -19,7 +19,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 REPORT = (ROOT / "reports" / "default" / "README.md").read_text()
-METRICS = json.loads((ROOT / "metrics" / "alignment.json").read_text())
+# Every number of a run is in the committed report's metrics.json (the plot stage copies
+# the stages' data/metrics/*.json into it); metrics/ holds only the headline.
+REPORT_METRICS = json.loads((ROOT / "reports" / "default" / "metrics.json").read_text())
+METRICS = REPORT_METRICS["alignment"]
 
 
 def _section(text: str, start: str) -> str:
@@ -133,14 +136,14 @@ def test_neal_sentences():
 
 
 def test_ensemble_size_sentences():
-    size = json.loads((ROOT / "metrics" / "alignment_size.json").read_text())
+    size = REPORT_METRICS["alignment_size"]
     text = RESULTS.replace("\n  ", " ")
     clean, noisy = size["noise-0"], size["noise-0.15"]
     assert clean["width"] == 128 and clean["n_members"] == 32
     assert f"falling to {clean['plugin_slope']:.2f} at K = 32" in text
     assert f"unbiased MSE terms {clean['unbiased_slope']:.2f} at K = 32" in text
     assert f"extrapolated {clean['unbiased_slope_inf']:.2f}" in text
-    assert "0.73 at K = 32" in text and f"{clean['split_half_slope']:.2f}" == "0.73"
+    assert f"{clean['split_half_slope']:.2f} at K = 32" in text
     assert (f"plug-in {noisy['plugin_slope']:.2f}, unbiased {noisy['unbiased_slope']:.2f}, "
             f"split-half {noisy['split_half_slope']:.2f}") in text
     # the ordering the sentence draws its conclusion from
@@ -148,13 +151,17 @@ def test_ensemble_size_sentences():
         assert m["plugin_slope"] > m["unbiased_slope"] > m["split_half_slope"]
     # the K-dependence and CE numbers are the report's computed caption
     cap = _section(REPORT, "## Alignment against ensemble size")
-    assert "MSE plug-in 0.97 at K = 4 to 0.91 at K = 32" in cap and "does not fit" in cap
-    assert "CE plug-in 0.65 at K = 4 to 0.50 at K = 32" in cap
-    assert "0.65 at K = 4" in text and "plug-in slope is 0.50 at K = 32" in text
+    mse = re.search(r"MSE plug-in ([0-9.]+) at K = 4 to ([0-9.]+) at K = 32", cap)
+    assert mse and "does not fit" in cap
+    assert f"plug-in {mse[1]} at K = 4 falling to {mse[2]} at K = 32" in text
+    ce = re.search(r"CE plug-in ([0-9.]+) at K = 4 to ([0-9.]+) at K = 32", cap)
+    assert ce, "the caption states the CE slope at K = 4 and K = 32"
+    assert f"({ce[1]} at K = 4)" in text and f"plug-in slope is {ce[2]} at K = 32" in text
+    assert float(ce[1]) > float(ce[2])  # "still falling"
 
 
 def test_calibration_sentences():
-    cal = json.loads((ROOT / "metrics" / "calibration_intervention.json").read_text())
+    cal = REPORT_METRICS["calibration_intervention"]
     text = RESULTS.replace("\n  ", " ")
     c, n = cal["noise-0"], cal["noise-0.15"]
     assert f"mean temperature is {c['temperature_mean']:.2f}" in text
@@ -171,7 +178,7 @@ def test_calibration_sentences():
 
 
 def test_collapse_sentences():
-    col = json.loads((ROOT / "metrics" / "collapse.json").read_text())["per_width"]
+    col = REPORT_METRICS["collapse"]["per_width"]
     text = RESULTS.replace("\n  ", " ")
     widths = sorted(col, key=int)
     first, last = col[widths[0]], col[widths[-1]]
@@ -199,7 +206,7 @@ def test_architecture_sentences():
     assert f"member test error is {c32['member_test_error']:.3f}" in text
     assert f"against {mlp['member_test_error']:.3f} for the MLP" in text
     size = cnn["alignment_size"]["noise-0"]
-    mlp_size = json.loads((ROOT / "metrics" / "alignment_size.json").read_text())["noise-0"]
+    mlp_size = REPORT_METRICS["alignment_size"]["noise-0"]
     ests = ("plugin", "unbiased", "split_half")
     assert (f"plug-in {size['plugin_slope']:.2f}, unbiased {size['unbiased_slope']:.2f}, "
             f"split-half {size['split_half_slope']:.2f}") in text
@@ -224,7 +231,7 @@ def test_numerical_caveat_counts():
 
 
 def _study(name: str) -> dict:
-    return json.loads((ROOT / "metrics" / f"{name}.json").read_text())
+    return REPORT_METRICS[name]
 
 
 def test_companion_study_sentences():

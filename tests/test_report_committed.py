@@ -20,23 +20,42 @@ def _report_dir() -> Path:
 def test_every_embedded_figure_is_committed():
     readme = (_report_dir() / "README.md").read_text()
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
-    assert len(figures) == 11
+    assert len(figures) == 12
     for f in figures:
         assert (_report_dir() / f).stat().st_size > 10_000, f
 
 
-def test_report_metrics_are_the_dvc_metrics():
-    """``reports/<name>/metrics.json`` holds exactly what ``dvc metrics show`` reads."""
-    report = json.loads((_report_dir() / "metrics.json").read_text())
-    assert report["alignment"] == json.loads((ROOT / "metrics" / "alignment.json").read_text())
-    for study in ("tradeoff", "ridgeless", "erank"):
-        assert report[study] == json.loads((ROOT / "metrics" / f"{study}.json").read_text())
+def _report_metrics() -> dict:
+    return json.loads((_report_dir() / "metrics.json").read_text())
+
+
+def test_headline_is_computed_from_the_report_metrics():
+    """``metrics/headline.json`` (the one DVC metric) is the headline of the committed run."""
+    from biasvar.report.headline import headline
+
+    committed = json.loads((ROOT / "metrics" / "headline.json").read_text())
+    assert committed == headline(_report_metrics()["alignment"])
+    assert sum(len(v) for v in committed.values()) <= 15
+
+
+def test_report_metrics_are_the_stage_metrics_on_disk():
+    """``reports/<name>/metrics.json`` holds exactly the stages' ``data/metrics/*.json``."""
+    report = _report_metrics()
+    d = ROOT / "data" / "metrics"
+    if not (d / "alignment.json").exists():
+        pytest.skip("no run on disk (dvc repro or dvc pull)")
+    assert report["alignment"] == json.loads((d / "alignment.json").read_text())
+    names = ["tradeoff", "ridgeless", "erank", "collapse", "alignment_size",
+             "calibration_intervention"]
+    names += [f.stem for f in d.glob("spectral-*.json")]
+    for study in names:
+        assert report[study] == json.loads((d / f"{study}.json").read_text()), study
 
 
 def test_key_numbers_table_matches_metrics():
     readme = (_report_dir() / "README.md").read_text()
     key = readme[readme.index("## Key numbers"):readme.index("## Population estimates")]
-    metrics = json.loads((ROOT / "metrics" / "alignment.json").read_text())
+    metrics = _report_metrics()["alignment"]
     rows = [r for r in key.splitlines() if re.match(r"^\| [0-9.]+ \| \d+ \|", r)]
     assert len(rows) == sum(len(v) for v in metrics.values())
     for r in rows:
@@ -46,3 +65,14 @@ def test_key_numbers_table_matches_metrics():
         assert slope == pytest.approx(m["slope"], rel=1e-3)
         assert r2 == pytest.approx(m["r2"], rel=1e-3)
         assert float(cells[-1]) == pytest.approx(m["test_error"], rel=1e-3)
+
+
+def test_collapse_caption_is_the_collapse_metrics():
+    readme = (_report_dir() / "README.md").read_text()
+    cap = readme[readme.index("## Neural collapse, binary"):]
+    cap = cap[:cap.index("\n## ", 5)]
+    col = _report_metrics()["collapse"]["per_width"]
+    widths = sorted(col, key=int)
+    for w in (widths[0], widths[-1]):
+        assert f"{col[w]['slope']:.2f} (R² {col[w]['r2']:.2f}) at width {w}" in cap
+    assert f"NC1 falls with width ({col[widths[0]]['nc1_train']:.3g}" in cap

@@ -51,7 +51,10 @@ TINY = {
 }
 # the stages downstream of the train blocks
 DOWNSTREAM = {"collect", "decompose", "regress", "alignment_size", "calibration_intervention",
-              "probe", "plot"}
+              "probe", "headline", "plot"}
+# stages with only cache: false outputs (reports/, metrics/headline.json), never restored
+# from the run-cache by a `dvc repro` of other targets
+UNCACHED = {"plot", "headline"}
 
 RAN = re.compile(r"^Running stage '([^']+)'", re.M)
 CACHED = re.compile(r"^Stage '([^']+)' is cached - skipping run", re.M)
@@ -130,7 +133,7 @@ class Shared:
     path: Path
     first_run: str  # the runner's output
     logits: dict[str, str]  # sha256 of each collected Parquet after the first run
-    metrics: dict | None = None  # metrics/alignment.json after scenario 3
+    metrics: dict | None = None  # data/metrics/alignment.json after scenario 3
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +220,7 @@ def test_03_train_hyperparameter_reruns_train_and_downstream_only(shared):
     r = repro(proj)
     assert r.ran == trains() | DOWNSTREAM  # not generate, split or the studies
     assert logits_hashes(proj) != shared.logits
-    shared.metrics = json.loads((proj / "metrics" / "alignment.json").read_text())
+    shared.metrics = json.loads((proj / "data" / "metrics" / "alignment.json").read_text())
     commit(proj, f"lr {LR}")
 
 
@@ -227,31 +230,35 @@ def test_08_reverting_a_param_restores_from_the_run_cache(shared):
     edit_params(proj, lambda p: p["train"].update(lr=0.01))
     r = repro(proj, "regress", "alignment_size", "calibration_intervention", "probe")
     assert r.ran == set()  # no training, no analysis: all restored
-    assert r.cached == trains() | DOWNSTREAM - {"plot"}
+    assert r.cached == trains() | DOWNSTREAM - UNCACHED
     assert logits_hashes(proj) == shared.logits
     # `plot` (not asked for here) is left to rerun. It would rerun anyway: DVC
     # keeps no run-cache entry for a stage with a `cache: false` output that is
     # not a metric or plot, and reports/<name>/ is such an output (committed to
     # git), so a revert re-renders the report from the restored tables.
     commit(proj, "lr back to 0.01")
-    assert out_of_date(proj) == {"plot"}
+    assert out_of_date(proj) == UNCACHED
 
 
 def test_09_exp_run_metrics_appear_in_exp_show(shared):
     proj = shared.path
     assert_committed(proj)
-    r = dvc(proj, "exp", "run", "-n", "lr-002", "-S", f"train.lr={LR}", "regress")
-    # scenario 3 ran these params already: the experiment comes from the run-cache
-    assert not RAN.findall(r.stdout)
-    expected = json.loads((proj / "metrics" / "alignment.json").read_text())
-    assert expected == shared.metrics
+    from biasvar.report.headline import headline
+
+    r = dvc(proj, "exp", "run", "-n", "lr-002", "-S", f"train.lr={LR}", "headline")
+    # scenario 3 ran these params already: the experiment comes from the run-cache, and
+    # only `headline` (a cache: false metric, never run-cached) runs
+    assert set(RAN.findall(r.stdout)) <= {"headline"}
+    fits = json.loads((proj / "data" / "metrics" / "alignment.json").read_text())
+    assert fits == shared.metrics
+    expected = headline(fits)
     rows = json.loads(dvc(proj, "exp", "show", "--json", "--all-commits").stdout)
     exps = {e["name"]: e for row in rows for exp in row.get("experiments") or []
             for e in exp["revs"]}
     assert {"lr-002", "first-run"} <= set(exps)  # first-run: `biasvar.parallel --exp`
     data = exps["lr-002"]["data"]
     assert data["params"]["params.yaml"]["data"]["train"]["lr"] == LR
-    assert data["metrics"]["metrics/alignment.json"]["data"] == expected
+    assert data["metrics"]["metrics/headline.json"]["data"] == expected
     # back to the committed state (the experiment stays in .git/refs/exps)
     sh(proj, "git", "reset", "-q", "--hard")
     dvc(proj, "checkout")
@@ -259,14 +266,14 @@ def test_09_exp_run_metrics_appear_in_exp_show(shared):
 
 def test_04_adding_a_block_trains_only_that_block(shared):
     proj = shared.path
-    assert_clean(proj, stale={"plot"})
+    assert_clean(proj, stale=UNCACHED)
     edit_params(proj, lambda p: p["ensemble"].update(blocks=BLOCKS + [2]))
     r = repro(proj, "collect")
     splits = {f"split@{b}" for b in BLOCKS + [2]}  # split declares the sweep axes on purpose
     assert r.ran == trains(blocks=[2]) | splits | {"collect"}
     # the stages reading the members are now out of date (and `plot`, from scenario 8)
     assert out_of_date(proj) == {"decompose", "alignment_size", "calibration_intervention",
-                                 "probe", "plot"}
+                                 "probe", "headline", "plot"}
     commit(proj, "block 2")
 
 

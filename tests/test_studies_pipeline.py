@@ -56,9 +56,10 @@ def test_study_stages_run_and_rerun_only_on_their_own_inputs(tmp_path):
     for name in ("relu-equal", "tanh-equal"):
         t = pd.read_csv(studies / "spectral" / f"{name}.csv")
         assert list(t.columns) == list(SPECTRAL_COLUMNS) and len(t) == 3 * 2
-        assert json.loads((proj / "metrics" / f"spectral-{name}.json").read_text())["steps"] == 10
+        m = json.loads((proj / "data" / "metrics" / f"spectral-{name}.json").read_text())
+        assert m["steps"] == 10
     for m in ("tradeoff", "ridgeless"):
-        assert (proj / "metrics" / f"{m}.json").exists()
+        assert (proj / "data" / "metrics" / f"{m}.json").exists()
     # stages never run here (training, analysis) are out of date from the start
     baseline = _status(proj)
     assert not baseline & set(STUDIES)

@@ -43,23 +43,42 @@ class FlatParams:
 
 
 class FlatAdam:
-    """``torch.optim.Adam`` (betas 0.9/0.999, eps 1e-8, L2 weight decay) on one tensor."""
+    """``torch.optim.Adam`` (betas 0.9/0.999, eps 1e-8, L2 weight decay) on one tensor.
+
+    The update is PyTorch's fused Adam kernel (``torch._fused_adam_``, the one
+    behind ``torch.optim.Adam(fused=True)``; CPU and CUDA): one pass over the
+    flat buffer that reads p, g, m, v and writes p, m, v. The unfused chain
+    below (``fused=False``, or a torch without the kernel) makes six passes;
+    on a 2-core CPU the fused step is about 4x faster (``bench/bench_train.py``).
+    The two agree to float32 rounding (both are tested against ``torch.optim.Adam``).
+    """
 
     def __init__(self, param: torch.Tensor, grad: torch.Tensor, lr: float,
                  weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, fused: bool = True):
         self.p, self.g, self.lr, self.wd, self.betas, self.eps = (
             param, grad, lr, weight_decay, betas, eps)
         self.m = torch.zeros_like(param)
         self.v = torch.zeros_like(param)
-        self.denom = torch.empty_like(param)
         self.t = 0
+        self.fused = fused and hasattr(torch, "_fused_adam_")
+        if self.fused:
+            # the kernel reads the step count from a tensor on the parameters' device
+            self.step_t = torch.zeros((), dtype=torch.float32, device=param.device)
+        else:
+            self.denom = torch.empty_like(param)
 
     @torch.no_grad()
     def step(self) -> None:
-        g = self.g.add(self.p, alpha=self.wd) if self.wd else self.g
         b1, b2 = self.betas
         self.t += 1
+        if self.fused:
+            self.step_t.add_(1.0)
+            torch._fused_adam_([self.p], [self.g], [self.m], [self.v], [], [self.step_t],
+                               lr=self.lr, beta1=b1, beta2=b2, weight_decay=self.wd,
+                               eps=self.eps, amsgrad=False, maximize=False)
+            return
+        g = self.g.add(self.p, alpha=self.wd) if self.wd else self.g
         self.m.lerp_(g, 1 - b1)  # m = b1 m + (1 - b1) g, as torch does
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
         bc1 = 1 - b1 ** self.t

@@ -1,0 +1,63 @@
+"""The run's headline numbers: a dozen values that `dvc exp show` can print in one screen.
+
+Every per-config number stays in the tables, ``metrics/*.json`` and the report;
+the headline picks, per label-noise level, what a reader compares between
+two experiments:
+
+- ``slope`` / ``r2``: the alignment fit (``regress``; plug-in or unbiased as
+  ``regress.estimator`` says) at the widest width;
+- ``err``: the lowest mean-member test error over widths, and ``err_w`` its width;
+- ``var_w``: the width where the plug-in MSE variance peaks;
+- ``dd_w`` / ``dd_rise``: the highest *interior* local maximum of the
+  mean-member test error against width (the double-descent peak) and how far
+  it rises above the lowest error at smaller widths; ``null`` / 0 when the
+  curve has no interior local maximum.
+
+Keys are short on purpose (``n0.slope``, ``n0.15.dd_w``): `dvc exp show`
+makes one column per key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _level(key: str) -> str:
+    """``noise-0.15`` -> ``n0.15``."""
+    return "n" + key.split("-", 1)[1]
+
+
+def interior_peak(widths: list[int], errors: list[float]) -> tuple[int | None, float]:
+    """``(width, rise)`` of the highest interior local maximum of ``errors`` over ``widths``
+    (sorted), with rise = peak − lowest error before it; ``(None, 0.0)`` if none."""
+    best: tuple[int | None, float] = (None, 0.0)
+    best_err = -float("inf")
+    for i in range(1, len(errors) - 1):
+        if errors[i] > errors[i - 1] and errors[i] >= errors[i + 1] and errors[i] > best_err:
+            best_err = errors[i]
+            best = (widths[i], errors[i] - min(errors[:i]))
+    return best
+
+
+def headline(alignment: Mapping[str, Any]) -> dict[str, Any]:
+    """Headline metrics from ``metrics/alignment.json`` (``noise-<p>`` -> ``width-<w>`` -> fit)."""
+    out: dict[str, Any] = {}
+    for level, per_width in sorted(alignment.items()):
+        widths = sorted(int(k.split("-")[1]) for k in per_width)
+        rows = [per_width[f"width-{w}"] for w in widths]
+        errors = [float(r["member_test_error"]) for r in rows]
+        var = [float(r["var"]) for r in rows]
+        widest = rows[-1]
+        i_best = min(range(len(errors)), key=errors.__getitem__)
+        dd_w, dd_rise = interior_peak(widths, errors)
+        out[_level(level)] = {
+            "slope": round(float(widest["slope"]), 3),
+            "r2": round(float(widest["r2"]), 3),
+            "err": round(errors[i_best], 4),
+            "err_w": widths[i_best],
+            "var_w": widths[max(range(len(var)), key=var.__getitem__)],
+            "dd_w": dd_w,
+            "dd_rise": round(dd_rise, 4),
+        }
+    return out
