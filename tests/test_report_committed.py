@@ -76,3 +76,23 @@ def test_collapse_caption_is_the_collapse_metrics():
     for w in (widths[0], widths[-1]):
         assert f"{col[w]['slope']:.2f} (R² {col[w]['r2']:.2f}) at width {w}" in cap
     assert f"NC1 falls with width ({col[widths[0]]['nc1_train']:.3g}" in cap
+
+
+def test_headline_keys_have_no_dots_and_levels_in_percent():
+    from biasvar.report.headline import headline
+
+    fit = {"slope": 1.0, "r2": 1.0, "member_test_error": 0.5, "var": 0.1}
+    fits = {f"noise-{p}": {"width-4": fit, "width-8": fit} for p in ("0.0", "0.2", "0.125")}
+    out = headline(fits)
+    assert set(out) == {"n0", "n20", "n12_5"}
+    assert all("." not in k for v in out.values() for k in v)
+
+
+def test_interior_peak():
+    from biasvar.report.headline import interior_peak
+
+    assert interior_peak([4, 8, 16, 32], [0.6, 0.5, 0.55, 0.4]) == (16, pytest.approx(0.05))
+    assert interior_peak([4, 8, 16], [0.6, 0.5, 0.4]) == (None, 0.0)  # monotone: none
+    # the highest interior maximum, its rise over the lowest error before it
+    w, rise = interior_peak([1, 2, 3, 4, 5, 6], [0.5, 0.3, 0.35, 0.2, 0.45, 0.1])
+    assert w == 5 and rise == pytest.approx(0.25)

@@ -13,8 +13,8 @@ two experiments:
   it rises above the lowest error at smaller widths; ``null`` / 0 when the
   curve has no interior local maximum.
 
-Keys are short on purpose (``n0.slope``, ``n0.15.dd_w``): `dvc exp show`
-makes one column per key.
+Keys are short on purpose (``n0.slope``, ``n15.dd_w``: level, then number):
+`dvc exp show` makes one column per key.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ from typing import Any
 
 
 def _level(key: str) -> str:
-    """``noise-0.15`` -> ``n0.15``."""
-    return "n" + key.split("-", 1)[1]
+    """``noise-0.15`` -> ``n15`` (label noise in percent; ``n12_5`` for 0.125).
+
+    No dots: DVC reads a dot in a metrics key as nesting (``n0.15`` would
+    become ``n0`` -> ``15`` and collide with ``n0``)."""
+    pct = float(key.split("-", 1)[1]) * 100
+    return "n" + f"{round(pct, 6):g}".replace(".", "_")
 
 
 def interior_peak(widths: list[int], errors: list[float]) -> tuple[int | None, float]:
