@@ -86,6 +86,8 @@ def test_headline_keys_have_no_dots_and_levels_in_percent():
     out = headline(fits)
     assert set(out) == {"n0", "n20", "n12_5"}
     assert all("." not in k for v in out.values() for k in v)
+    # no interior peak: 0, not None (DVC drops null metrics from exp show)
+    assert all(v["dd_w"] == 0 for v in out.values())
 
 
 def test_interior_peak():

@@ -10,8 +10,8 @@ two experiments:
 - ``var_w``: the width where the plug-in MSE variance peaks;
 - ``dd_w`` / ``dd_rise``: the highest *interior* local maximum of the
   mean-member test error against width (the double-descent peak) and how far
-  it rises above the lowest error at smaller widths; ``null`` / 0 when the
-  curve has no interior local maximum.
+  it rises above the lowest error at smaller widths; 0 / 0 when the curve
+  has no interior local maximum (not ``null``: DVC drops null metrics).
 
 Keys are short on purpose (``n0.slope``, ``n15.dd_w``: level, then number):
 `dvc exp show` makes one column per key.
@@ -61,7 +61,7 @@ def headline(alignment: Mapping[str, Any]) -> dict[str, Any]:
             "err": round(errors[i_best], 4),
             "err_w": widths[i_best],
             "var_w": widths[max(range(len(var)), key=var.__getitem__)],
-            "dd_w": dd_w,
+            "dd_w": dd_w if dd_w is not None else 0,
             "dd_rise": round(dd_rise, 4),
         }
     return out
