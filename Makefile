@@ -5,11 +5,12 @@
 #   make parallel JOBS=n   the pipeline with its blocks trained by n parallel jobs
 #                          (default: one per GPU, else one per core); README "Reproducibility"
 #   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`
+#   make exps              `dvc exp show` of the headline metrics, narrow (README "Experiments")
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lint bench parallel paper
+.PHONY: install pipeline test lint bench parallel paper exps
 
 install:
 	bash scripts/install.sh
@@ -33,3 +34,6 @@ parallel: install
 
 paper: install
 	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper
+
+exps:
+	dvc exp show --only-changed --drop '^(data|src|stages)/|Created' --hide-workspace --no-pager
