@@ -4,7 +4,9 @@
 # `make install` alone sets up .venv; `make bench` runs the training benchmark.
 #   make parallel JOBS=n   the pipeline with its blocks trained by n parallel jobs
 #                          (default: one per GPU, else one per core); README "Reproducibility"
-#   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`
+#   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`,
+#                          its provenance (lock, params, machine, per-stage time and memory)
+#                          in reports/provenance/paper
 #   make exps              `dvc exp show` of the headline metrics, narrow (README "Experiments")
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,7 +35,8 @@ parallel: install
 	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS))
 
 paper: install
-	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper
+	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper \
+		--provenance reports/provenance/paper
 
 exps:
 	dvc exp show --only-changed --drop '^(data|src|stages)/|Created' --hide-workspace --no-pager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -111,18 +112,33 @@ def test_apply_file_keeps_comments_and_validates_first(tmp_path):
 
 
 def test_paper_config_is_valid_and_covers_the_interpolation_threshold():
+    from biasvar.ensemble.models import n_parameters
+    from biasvar.report.document import threshold_width
+
     cfg = overrides.read_config(ROOT / "configs" / "paper.yaml")
     merged = overrides.check(ROOT / "params.yaml", cfg)
     n_train = int(merged["data"]["num_samples"] * merged["data"]["train_split"])
+    assert n_train == 4000 and merged["split"]["method"] == "bootstrap"
+    # a bootstrap draw of n holds n (1 - (1 - 1/n)^n) distinct examples on average
+    n_fit = n_train * (1 - (1 - 1 / n_train) ** n_train)
+    assert n_fit == pytest.approx(2528.6, abs=0.1)
+    m = merged["model"]
     widths = merged["ensemble"]["widths"]
-    # parameters of a depth-2 MLP on 40 inputs and 10 classes: h^2 + 52 h + 10
-    below = [w for w in widths if w * w + 52 * w + 10 < n_train]
-    above = [w for w in widths if w * w + 52 * w + 10 >= n_train]
-    assert len(below) >= 5 and len(above) >= 5
-    assert max(below) >= 40 and min(above) <= 44  # a fine grid at the threshold (h = 42)
+    thr = threshold_width(m["arch"], m["depth"], m["residual"], n_fit, widths)
+    assert thr == pytest.approx(30.5, abs=0.1)  # log-interpolated between 30 and 31
+    assert n_parameters(m["arch"], 30, m["depth"], m["residual"]) < n_fit \
+        < n_parameters(m["arch"], 31, m["depth"], m["residual"])
+    # a grid of step <= 4 from 3 points below to 3 points above the threshold
+    below = [w for w in widths if w < thr][-3:]
+    above = [w for w in widths if w > thr][:3]
+    near = below + above
+    assert len(near) == 6 and max(np.diff(near)) <= 4
+    # >= 64 members per config, and wide members well past the threshold
+    assert len(merged["ensemble"]["blocks"]) * merged["ensemble"]["block_size"] >= 64
+    assert max(widths) >= 4 * thr
 
 
 def test_overrides_cli_prints_the_exp_run_line(capsys):
     assert overrides.main([str(ROOT / "configs" / "paper.yaml"), str(ROOT / "params.yaml")]) == 0
     line = capsys.readouterr().out
-    assert line.startswith("dvc exp run -n paper -S ") and "train.steps=16000" in line
+    assert line.startswith("dvc exp run -n paper -S ") and "train.steps=20000" in line

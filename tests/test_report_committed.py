@@ -93,8 +93,11 @@ def test_headline_keys_have_no_dots_and_levels_in_percent():
 def test_interior_peak():
     from biasvar.report.headline import interior_peak
 
-    assert interior_peak([4, 8, 16, 32], [0.6, 0.5, 0.55, 0.4]) == (16, pytest.approx(0.05))
-    assert interior_peak([4, 8, 16], [0.6, 0.5, 0.4]) == (None, 0.0)  # monotone: none
-    # the highest interior maximum, its rise over the lowest error before it
-    w, rise = interior_peak([1, 2, 3, 4, 5, 6], [0.5, 0.3, 0.35, 0.2, 0.45, 0.1])
-    assert w == 5 and rise == pytest.approx(0.25)
+    assert interior_peak([4, 8, 16, 32], [0.6, 0.5, 0.55, 0.4]) == (
+        16, pytest.approx(0.05), pytest.approx(0.15))
+    assert interior_peak([4, 8, 16], [0.6, 0.5, 0.4]) == (None, 0.0, 0.0)  # monotone: none
+    # the highest interior maximum, its rise over the lowest error before it, and
+    # its fall to the widest width (negative when the widest width is worse)
+    w, rise, fall = interior_peak([1, 2, 3, 4, 5, 6], [0.5, 0.3, 0.35, 0.2, 0.45, 0.1])
+    assert w == 5 and rise == pytest.approx(0.25) and fall == pytest.approx(0.35)
+    assert interior_peak([1, 2, 3, 4], [0.5, 0.6, 0.4, 0.7])[2] == pytest.approx(-0.1)

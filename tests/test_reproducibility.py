@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def declaring_stages(proj: Path, sources: list[str]) -> set[str]:
 class Shared:
     path: Path
     first_run: str  # the runner's output
+    provenance: Path  # the runner's --provenance folder (outside the project)
     logits: dict[str, str]  # sha256 of each collected Parquet after the first run
     metrics: dict | None = None  # data/metrics/alignment.json after scenario 3
 
@@ -139,12 +141,13 @@ class Shared:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> Shared:
     proj = make_project(tmp_path_factory.mktemp("repro"), TINY)
+    prov = tmp_path_factory.mktemp("provenance")
     # the whole pipeline, up to the plot stage, with the blocks and studies in
-    # 2 jobs, saved as an experiment as `make paper` does
+    # 2 jobs, measured, saved as an experiment as `make paper` does
     r = sh(proj, sys.executable, "-m", "biasvar.tools.parallel", "-j", "2", "--gpus", "none",
-           "--exp", "first-run")
+           "--exp", "first-run", "--provenance", str(prov))
     commit(proj, "first run")
-    return Shared(proj, r.stdout, logits_hashes(proj))
+    return Shared(proj, r.stdout, prov, logits_hashes(proj))
 
 
 def test_01_second_repro_runs_nothing(shared):
@@ -156,6 +159,26 @@ def test_01_second_repro_runs_nothing(shared):
     r = repro(proj)
     assert r.ran == set() and r.cached == set()
     assert "Data and pipelines are up to date." in r.stdout
+
+
+def test_01b_provenance_names_every_stage_with_its_cost(shared):
+    """``--provenance``: the run's lock and params, and one measured row per stage."""
+    proj, prov = shared.path, shared.provenance
+    assert (prov / "dvc.lock").read_text() == (proj / "dvc.lock").read_text()
+    assert (prov / "params.yaml").read_text() == (proj / "params.yaml").read_text()
+    info = json.loads((prov / "run.json").read_text())
+    locked = set(yaml.safe_load((proj / "dvc.lock").read_text())["stages"])
+    ran = [r["stage"] for r in info["stages"]]
+    assert sorted(ran) == sorted(locked)  # every stage once, each measured on its own
+    assert ran.index("collect") < ran.index("decompose") < ran.index("plot")  # dag order
+    for r in info["stages"]:
+        # dvc alone is ~100 MiB resident; a stage that imports torch is more
+        assert 50 < r["max_rss_mib"] < 4096 and r["wall_s"] > 0, r
+    trains = [r for r in info["stages"] if r["stage"].startswith("train@")]
+    assert max(r["max_rss_mib"] for r in trains) > 150  # torch is in the measured tree
+    assert info["commit"] == sh(proj, "git", "rev-parse", "HEAD~1").stdout.strip()
+    assert info["machine"]["cores"] == os.cpu_count()
+    assert "| collect |" in (prov / "RUN.md").read_text()
 
 
 def test_06_runtime_settings_rerun_nothing(shared):

@@ -179,3 +179,42 @@ def test_calibration_caption_says_where_the_gap_moved_toward_zero():
     assert "the gap moved toward 0 at width 4, 8, 32, 64." in toward
     assert "the gap moved toward 0 at no width." in overshoot
     assert "gap 1.45 → -1.50" in overshoot and "member ECE 0.400 → 0.050" in overshoot
+
+
+def _member_error(rows):
+    """A summary table with the test member_error of (label_noise, width, value) rows."""
+    return pd.DataFrame([{"label_noise": p, "width": w, "quantity": "member_error",
+                          "partition": "test", "value": v} for p, w, v in rows])
+
+
+def test_double_descent_words_locate_the_peak_against_the_threshold():
+    from biasvar.report.document import double_descent_words
+
+    widths = [8, 16, 24, 32, 48, 64]
+    noisy = [0.60, 0.55, 0.57, 0.60, 0.56, 0.50]  # min 0.55 at 16, peak 0.60 at 32
+    clean = [0.50, 0.45, 0.43, 0.42, 0.41, 0.40]  # monotone: no interior peak
+    summary = _member_error([(0.15, w, v) for w, v in zip(widths, noisy, strict=True)]
+                            + [(0.0, w, v) for w, v in zip(widths, clean, strict=True)])
+    text = double_descent_words(summary, threshold=30.7)
+    assert ("label noise 0.15: peak 0.600 at width 32 at the grid point nearest the "
+            "threshold, 5.0 points above the minimum 0.550 (width 16) before it and 10.0 "
+            "points above the widest width's 0.500") in text
+    assert "clean labels: no interior peak (test error 0.500 at width 8 to 0.400 at width 64)" \
+        in text
+    # the same curve with the threshold two grid points lower
+    assert "2 grid steps above the grid point nearest the threshold" in \
+        double_descent_words(summary, threshold=17.0)
+
+
+def test_variance_peak_words_count_grid_steps_from_the_threshold():
+    from biasvar.report.document import variance_peak_words
+
+    widths = [8, 16, 24, 32, 48]
+    summary = pd.DataFrame([{"label_noise": 0.15, "width": w, "quantity": "var",
+                             "partition": "test", "value": v}
+                            for w, v in zip(widths, [0.1, 0.2, 0.5, 0.3, 0.2], strict=True)])
+    assert "label noise 0.15 at width 24 at the grid point nearest the threshold" in \
+        variance_peak_words(summary, 25.0)
+    assert "at width 24, 1 grid step below the grid point nearest the threshold" in \
+        variance_peak_words(summary, 31.0)
+    assert variance_peak_words(summary, None) == ""

@@ -154,6 +154,65 @@ def in_bag_words(members: pd.DataFrame, tol: float = 1e-9) -> str:
     return text[0].upper() + text[1:]
 
 
+def _grid_steps_words(widths: list[int], i: int, threshold: float | None) -> str:
+    """Where grid point ``i`` lies relative to the grid point nearest ``threshold``."""
+    if threshold is None:
+        return ""
+    near = int(np.argmin([abs(np.log(x / threshold)) for x in widths]))
+    steps = i - near
+    if steps == 0:
+        return " at the grid point nearest the threshold"
+    return (f", {abs(steps)} grid step{'s' if abs(steps) > 1 else ''} "
+            f"{'above' if steps > 0 else 'below'} the grid point nearest the threshold")
+
+
+def variance_peak_words(summary: pd.DataFrame, threshold: float | None) -> str:
+    """Per noise level: the width of the plug-in variance peak against the threshold width."""
+    if threshold is None:
+        return ""
+    out = []
+    s = summary[(summary.quantity == "var") & (summary.partition == "test")]
+    for p, d in s.groupby("label_noise"):
+        d = d.sort_values("width")
+        widths = [int(w) for w in d.width]
+        i = int(np.argmax(d.value.to_numpy()))
+        out.append(f"{plots._noise_label(p)} at width {widths[i]}"
+                   + _grid_steps_words(widths, i, threshold))
+    return (f" Against the interpolation threshold (width {threshold:.1f}, parameters = "
+            f"distinct examples per draw), the variance peaks: " + "; ".join(out) + ".")
+
+
+def double_descent_words(summary: pd.DataFrame, threshold: float | None) -> str:
+    """Per noise level, the double-descent peak of the mean-member test error, in numbers.
+
+    The peak is ``headline.interior_peak`` (the highest interior local maximum);
+    its position is stated in grid steps from the threshold width (0: the grid
+    point nearest to it), its rise above the lowest error at narrower widths and
+    its fall to the widest width in percentage points.
+    """
+    from biasvar.report.headline import interior_peak
+
+    out = []
+    s = summary[(summary.quantity == "member_error") & (summary.partition == "test")]
+    for p, d in s.groupby("label_noise"):
+        d = d.sort_values("width")
+        widths, err = [int(w) for w in d.width], [float(v) for v in d.value]
+        w, rise, fall = interior_peak(widths, err)
+        if w is None:
+            out.append(f"{plots._noise_label(p)}: no interior peak (test error "
+                       f"{err[0]:.3f} at width {widths[0]} to {err[-1]:.3f} at width "
+                       f"{widths[-1]})")
+            continue
+        i = widths.index(w)
+        lo = int(np.argmin(err[:i]))
+        where = _grid_steps_words(widths, i, threshold)
+        out.append(f"{plots._noise_label(p)}: peak {err[i]:.3f} at width {w}{where}, "
+                   f"{100 * rise:.1f} points above the minimum {err[lo]:.3f} (width "
+                   f"{widths[lo]}) before it and {100 * fall:.1f} points above the widest "
+                   f"width's {err[-1]:.3f}")
+    return "Double descent of the mean-member test error: " + "; ".join(out) + "."
+
+
 def key_numbers(summary: pd.DataFrame, fits: pd.DataFrame,
                 members: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per config: alignment fit (correct examples), mean terms and errors (test),
@@ -239,7 +298,7 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
         "bias_variance_width", "Bias and variance vs width",
         "Mean bias², variance and its optimization (within draw) and sampling (across draws) "
         "parts, and ensemble and member test error against width, for clean and noisy labels, "
-        f"with {INTERVAL_TEXT}. " + terms_words(summary),
+        f"with {INTERVAL_TEXT}. " + terms_words(summary) + variance_peak_words(summary, thr),
         plots.terms_vs_width_figure(summary, style)))
     fit_text = (f"the {n_fit:.0f} distinct examples a member is fitted to (mean over draws "
                 f"of the {', '.join(methods)} split of the {n_train} training examples)")
@@ -257,7 +316,8 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
         f"(dotted), and out-of-bag (dash-dot: each training example predicted by the "
         f"members whose draw does not hold it); "
         f"train errors are against the training labels, noisy ones included. "
-        f"{in_bag_words(members)} {thr_text[0].upper() + thr_text[1:]}.",
+        f"{in_bag_words(members)} {thr_text[0].upper() + thr_text[1:]}. "
+        + double_descent_words(summary, thr),
         plots.error_vs_width_figure(summary, members, thr, style, oob)))
     rep.figures.append(Figure(
         "calibration", "Calibration and the alignment gap",

@@ -6,12 +6,13 @@ two experiments:
 
 - ``slope`` / ``r2``: the alignment fit (``regress``; plug-in or unbiased as
   ``regress.estimator`` says) at the widest width;
-- ``err``: the lowest mean-member test error over widths, and ``err_w`` its width;
+- ``err``: the lowest mean-member test error over widths;
 - ``var_w``: the width where the plug-in MSE variance peaks;
-- ``dd_w`` / ``dd_rise``: the highest *interior* local maximum of the
-  mean-member test error against width (the double-descent peak) and how far
-  it rises above the lowest error at smaller widths; 0 / 0 when the curve
-  has no interior local maximum (not ``null``: DVC drops null metrics).
+- ``dd_w`` / ``dd_rise`` / ``dd_fall``: the highest *interior* local maximum
+  of the mean-member test error against width (the double-descent peak), how
+  far it rises above the lowest error at smaller widths, and how far the
+  error at the widest width lies below it; 0 / 0 / 0 when the curve has no
+  interior local maximum (not ``null``: DVC drops null metrics).
 
 Keys are short on purpose (``n0.slope``, ``n15.dd_w``: level, then number):
 `dvc exp show` makes one column per key.
@@ -32,15 +33,16 @@ def _level(key: str) -> str:
     return "n" + f"{round(pct, 6):g}".replace(".", "_")
 
 
-def interior_peak(widths: list[int], errors: list[float]) -> tuple[int | None, float]:
-    """``(width, rise)`` of the highest interior local maximum of ``errors`` over ``widths``
-    (sorted), with rise = peak − lowest error before it; ``(None, 0.0)`` if none."""
-    best: tuple[int | None, float] = (None, 0.0)
+def interior_peak(widths: list[int], errors: list[float]) -> tuple[int | None, float, float]:
+    """``(width, rise, fall)`` of the highest interior local maximum of ``errors`` over
+    ``widths`` (sorted): rise = peak − lowest error before it, fall = peak − error at
+    the widest width; ``(None, 0.0, 0.0)`` if there is none."""
+    best: tuple[int | None, float, float] = (None, 0.0, 0.0)
     best_err = -float("inf")
     for i in range(1, len(errors) - 1):
         if errors[i] > errors[i - 1] and errors[i] >= errors[i + 1] and errors[i] > best_err:
             best_err = errors[i]
-            best = (widths[i], errors[i] - min(errors[:i]))
+            best = (widths[i], errors[i] - min(errors[:i]), errors[i] - errors[-1])
     return best
 
 
@@ -54,14 +56,14 @@ def headline(alignment: Mapping[str, Any]) -> dict[str, Any]:
         var = [float(r["var"]) for r in rows]
         widest = rows[-1]
         i_best = min(range(len(errors)), key=errors.__getitem__)
-        dd_w, dd_rise = interior_peak(widths, errors)
+        dd_w, dd_rise, dd_fall = interior_peak(widths, errors)
         out[_level(level)] = {
             "slope": round(float(widest["slope"]), 3),
             "r2": round(float(widest["r2"]), 3),
             "err": round(errors[i_best], 4),
-            "err_w": widths[i_best],
             "var_w": widths[max(range(len(var)), key=var.__getitem__)],
             "dd_w": dd_w if dd_w is not None else 0,
             "dd_rise": round(dd_rise, 4),
+            "dd_fall": round(dd_fall, 4),
         }
     return out

@@ -17,7 +17,12 @@ Steps:
    longest first (studies, then blocks by decreasing width);
 4. ``dvc repro [targets]`` runs what is left (collect and what follows); it
    finds every block up to date and trains nothing;
-5. optional ``dvc exp save -n NAME`` records the result as an experiment.
+5. optional ``dvc exp save -n NAME`` records the result as an experiment;
+6. optional ``--provenance DIR``: step 4 runs its stages one at a time, every
+   stage's wall time and peak memory is measured (``os.wait4`` on its ``dvc
+   repro -s`` process tree), and DIR receives ``params.yaml``, ``dvc.lock``
+   and ``run.json`` / ``RUN.md`` (commit, command, machine, wall time, the
+   per-stage table): what a committed report needs to say how it was made.
 
 Threads and devices: each job gets ``OMP_NUM_THREADS = cores // N`` (``torch``
 takes its default thread count from it), so N jobs do not oversubscribe the
@@ -141,11 +146,46 @@ def out_of_date(cwd: Path, targets: Sequence[str] = ()) -> list[str]:
     return list(json.loads(r.stdout or "{}"))
 
 
-def run_pool(stages: Sequence[str], slots: Sequence[Slot], cwd: Path) -> list[str]:
+@dataclass(frozen=True)
+class StageRun:
+    """One ``dvc repro -s`` call: what it printed and what it cost."""
+
+    stage: str
+    returncode: int
+    output: str
+    wall_s: float
+    max_rss_mib: float  # peak resident memory of the largest process in its tree
+    job: int = 0
+
+
+def run_measured(stage: str, cwd: Path, env: dict[str, str] | None = None,
+                 job: int = 0) -> StageRun:
+    """``dvc --wait-for-lock repro -s STAGE`` with its wall time and peak memory.
+
+    ``os.wait4`` returns the rusage of the dvc process including the children it
+    waited for (the stage command), and Linux's ``ru_maxrss`` of that is the
+    largest resident set among them: the stage's peak memory (dvc itself takes
+    about 0.1 GiB, a floor for a tiny stage).
+    """
+    t0 = time.perf_counter()
+    p = subprocess.Popen(_dvc("--wait-for-lock", "repro", "-s", stage), cwd=cwd, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert p.stdout is not None
+    output = p.stdout.read()  # to EOF; stderr is merged, so no pipe can fill up and block
+    p.stdout.close()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+    return StageRun(stage, p.returncode, output, time.perf_counter() - t0,
+                    usage.ru_maxrss / 1024, job)  # ru_maxrss: KiB on Linux
+
+
+def run_pool(stages: Sequence[str], slots: Sequence[Slot], cwd: Path,
+             record: list[StageRun] | None = None) -> list[str]:
     """Run ``stages`` on ``slots`` (one stage per slot at a time); returns the failed stages.
 
     Each finished stage's output is printed whole, so jobs do not interleave.
-    After a failure no new stage starts; running ones finish.
+    After a failure no new stage starts; running ones finish. ``record``
+    receives a ``StageRun`` per finished stage.
     """
     todo: queue.Queue[str] = queue.Queue()
     for s in stages:
@@ -163,16 +203,16 @@ def run_pool(stages: Sequence[str], slots: Sequence[Slot], cwd: Path) -> list[st
                 stage = todo.get_nowait()
             except queue.Empty:
                 return
-            t0 = time.perf_counter()
-            r = subprocess.run(_dvc("--wait-for-lock", "repro", "-s", stage), cwd=cwd, env=env,
-                               capture_output=True, text=True)
-            dt = time.perf_counter() - t0
+            r = run_measured(stage, cwd, env, slot.index)
             with lock:
+                if record is not None:
+                    record.append(r)
                 status = "ok" if r.returncode == 0 else f"FAILED ({r.returncode})"
                 gpu = slot.env.get("CUDA_VISIBLE_DEVICES")
                 where = f"job {slot.index}" + (f", GPU {gpu}" if gpu is not None else "")
-                print(f"[{where}] {stage}: {status} in {dt:.1f}s", flush=True)
-                out = clean_output(r.stdout + r.stderr)
+                print(f"[{where}] {stage}: {status} in {r.wall_s:.1f}s, "
+                      f"peak {r.max_rss_mib / 1024:.2f} GiB", flush=True)
+                out = clean_output(r.output)
                 if out:
                     print("    " + out.replace("\n", "\n    "), flush=True)
                 if r.returncode != 0:
@@ -184,6 +224,33 @@ def run_pool(stages: Sequence[str], slots: Sequence[Slot], cwd: Path) -> list[st
     for t in threads:
         t.join()
     return failed
+
+
+_RUNNING = re.compile(r"Running stage '([^']+)'")
+
+
+def downstream_order(cwd: Path, targets: Sequence[str] = ()) -> list[str]:
+    """The stages ``dvc repro`` would run now, in its (topological) order, from ``--dry``."""
+    r = subprocess.run(_dvc("repro", "--dry", *targets), cwd=cwd, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout + r.stderr)
+        raise SystemExit(r.returncode)
+    return _RUNNING.findall(r.stdout)
+
+
+def run_serial(stages: Sequence[str], cwd: Path, record: list[StageRun]) -> None:
+    """Run ``stages`` one at a time, measured; exit with the first failure's status."""
+    for stage in stages:
+        r = run_measured(stage, cwd)
+        record.append(r)
+        print(f"+ dvc repro -s {stage}: {'ok' if r.returncode == 0 else 'FAILED'} in "
+              f"{r.wall_s:.1f}s, peak {r.max_rss_mib / 1024:.2f} GiB", flush=True)
+        out = clean_output(r.output)
+        if out:
+            print("    " + out.replace("\n", "\n    "), flush=True)
+        if r.returncode != 0:
+            raise SystemExit(r.returncode)
 
 
 def _runtime_threads(params_path: Path) -> int:
@@ -206,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                     help="one override (YAML value), like dvc exp run -S; repeatable")
     ap.add_argument("--exp", metavar="NAME", help="afterwards, `dvc exp save -n NAME`")
+    ap.add_argument("--provenance", metavar="DIR",
+                    help="measure every stage and write params, lock, machine and timings to DIR")
     ap.add_argument("--dry-run", action="store_true",
                     help="apply nothing, run nothing: print the plan")
     args = ap.parse_args(argv)
@@ -263,22 +332,36 @@ def main(argv: list[str] | None = None) -> int:
     if cfg:
         apply_file(params_path, cfg)
         print(f"parallel: wrote {len(cfg)} overridden section(s) into params.yaml", flush=True)
-    _run(_dvc("repro", *UPSTREAM), cwd)
+    record: list[StageRun] = []
+    if args.provenance:
+        run_serial(downstream_order(cwd, UPSTREAM), cwd, record)
+    else:
+        _run(_dvc("repro", *UPSTREAM), cwd)
     t_pool = time.perf_counter()
     stages = pool_order(out_of_date(cwd, args.targets))
     print(f"parallel: {len(stages)} stage(s) in the pool", flush=True)
-    failed = run_pool(stages, slots, cwd)
+    failed = run_pool(stages, slots, cwd, record)
     if failed:
         print(f"parallel: failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     t_rest = time.perf_counter()
-    _run(_dvc("repro", *args.targets), cwd)
+    if args.provenance:
+        run_serial(downstream_order(cwd, args.targets), cwd, record)
+    _run(_dvc("repro", *args.targets), cwd)  # with --provenance: finds everything up to date
     if args.exp:
         _run(_dvc("exp", "save", "-f", "-n", args.exp), cwd)
     t_end = time.perf_counter()
     print(f"parallel: upstream {t_pool - t_start:.1f}s, pool {t_rest - t_pool:.1f}s "
           f"({jobs} jobs), downstream {t_end - t_rest:.1f}s, total {t_end - t_start:.1f}s",
           flush=True)
+    if args.provenance:
+        from biasvar.tools.provenance import write_provenance
+
+        command = "python -m biasvar.tools.parallel " + " ".join(argv if argv is not None
+                                                                  else sys.argv[1:])
+        out = write_provenance(Path(args.provenance), cwd, command, t_end - t_start,
+                               jobs, threads, gpus, record)
+        print(f"parallel: provenance -> {out}", flush=True)
     return 0
 
 

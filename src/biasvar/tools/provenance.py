@@ -1,0 +1,121 @@
+"""What a committed report needs to say how it was made: ``write_provenance``.
+
+``python -m biasvar.tools.parallel --provenance DIR`` calls it after a run.
+DIR receives:
+
+- ``params.yaml``, ``dvc.lock`` and ``headline.json`` of the run (copied:
+  the lock pins every input, output and parameter by hash; the headline is
+  the run's one DVC metric, ``metrics/headline.json``);
+- ``run.json``: commit, command, wall time, jobs and threads, the machine
+  (CPU model, cores, memory, OS, Python, torch, GPU) and one row per stage
+  (wall seconds, peak memory in MiB, the job that ran it);
+- ``RUN.md``: the same in words and a table, for readers of the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def _git(cwd: Path, *args: str) -> str:
+    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    # only trailing newlines: porcelain lines start with a status column that may be a space
+    return r.stdout.rstrip("\n") if r.returncode == 0 else ""
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, memory, OS, Python, torch and GPU of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024**2, 1)  # kB -> GiB
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib,
+            "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+            "python": platform.python_version(), "torch": torch.__version__, "gpu": gpu}
+
+
+def write_provenance(out: Path, cwd: Path, command: str, wall_s: float, jobs: int,
+                     threads: int, gpus: Sequence[str], stages: Sequence[Any]) -> Path:
+    """Write ``params.yaml``, ``dvc.lock``, ``run.json`` and ``RUN.md`` into ``out``.
+
+    ``stages``: ``StageRun`` records (``stage, wall_s, max_rss_mib, job``).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("params.yaml", "dvc.lock"):
+        shutil.copyfile(cwd / name, out / name)
+    if (cwd / "metrics" / "headline.json").exists():
+        shutil.copyfile(cwd / "metrics" / "headline.json", out / "headline.json")
+    rows = [{"stage": r.stage, "wall_s": round(r.wall_s, 1),
+             "max_rss_mib": round(r.max_rss_mib, 1), "job": r.job} for r in stages]
+    info = {
+        "commit": _git(cwd, "rev-parse", "HEAD"),
+        # tracked files changed against the commit, other than what the run itself
+        # writes (params.yaml gets the overrides; lock, metrics and reports the results)
+        "dirty_files": [f[3:] for f in _git(cwd, "status", "--porcelain",
+                                           "--untracked-files=no").splitlines()
+                        if f[3:] not in ("params.yaml", "dvc.lock")
+                        and not f[3:].startswith(("metrics/", "reports/"))],
+        "command": command,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(wall_s, 1),
+        "jobs": jobs, "threads_per_job": threads, "gpus": list(gpus),
+        "machine": machine(),
+        "stages": rows,
+    }
+    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out / "RUN.md").write_text(run_markdown(info))
+    return out
+
+
+def run_markdown(info: dict[str, Any]) -> str:
+    """``RUN.md``: how the run was made, and the per-stage cost table."""
+    m = info["machine"]
+    mins, secs = divmod(round(info["wall_s"]), 60)
+    peak = max(info["stages"], key=lambda r: r["max_rss_mib"]) if info["stages"] else None
+    lines = [
+        "# How this report was produced", "",
+        f"- Commit: `{info['commit'][:7]}`"
+        + (f" with local changes to {', '.join(info['dirty_files'])}" if info["dirty_files"]
+           else "") + ".",
+        f"- Command (in a fresh clone with an empty DVC cache): `{info['command']}`.",
+        f"- Wall time, end to end: {mins} min {secs} s ({info['jobs']} parallel job(s), "
+        f"{info['threads_per_job']} CPU thread(s) each"
+        + (f", GPUs {','.join(info['gpus'])}" if info["gpus"] else "") + ").",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
+        f"Python {m['python']}, torch {m['torch']}, "
+        + (f"GPU {m['gpu']}." if m["gpu"] else "no GPU."),
+        f"- Finished: {info['finished']}.",
+        "- `params.yaml`, `dvc.lock` and `headline.json` in this folder are the run's; "
+        "`run.json` has all of this in machine-readable form.",
+    ]
+    if peak is not None:
+        lines.append(f"- Peak memory of any stage: {peak['max_rss_mib'] / 1024:.2f} GiB "
+                     f"(`{peak['stage']}`), measured as the largest resident set in the "
+                     "stage's `dvc repro -s` process tree (dvc itself takes ~0.1 GiB).")
+    lines += ["", "| stage | wall (s) | peak memory (GiB) | job |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['stage']} | {r['wall_s']:.1f} | {r['max_rss_mib'] / 1024:.2f} | {r['job']} |"
+              for r in info["stages"]]
+    return "\n".join(lines) + "\n"
