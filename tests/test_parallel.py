@@ -142,3 +142,21 @@ def test_overrides_cli_prints_the_exp_run_line(capsys):
     assert overrides.main([str(ROOT / "configs" / "paper.yaml"), str(ROOT / "params.yaml")]) == 0
     line = capsys.readouterr().out
     assert line.startswith("dvc exp run -n paper -S ") and "train.steps=20000" in line
+
+
+def test_topological_puts_every_stage_after_its_inputs():
+    from biasvar.tools.parallel import topological
+
+    dot = """strict digraph {
+"plot";
+"collect";
+"train@a";
+"generate";
+"generate" -> "train@a";
+"train@a" -> "collect";
+"collect" -> "plot";
+"generate" -> "plot";
+}"""
+    assert topological(dot) == ["generate", "train@a", "collect", "plot"]
+    with pytest.raises(ValueError, match="cycle"):
+        topological('"a" -> "b";\n"b" -> "a";')

@@ -226,17 +226,56 @@ def run_pool(stages: Sequence[str], slots: Sequence[Slot], cwd: Path,
     return failed
 
 
-_RUNNING = re.compile(r"Running stage '([^']+)'")
+_NODE = re.compile(r'^"([^"]+)";$')
+_EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
+
+
+def topological(dot: str) -> list[str]:
+    """The stages of ``dvc dag --dot`` output, every stage after those it reads from.
+
+    Kahn's algorithm, taking ready stages in the order DVC lists them (dvc.yaml order).
+    """
+    nodes: list[str] = []
+    edges: list[tuple[str, str]] = []
+    for line in dot.splitlines():
+        line = line.strip()
+        if m := _EDGE.match(line):
+            edges.append((m[1], m[2]))
+        elif m := _NODE.match(line):
+            nodes.append(m[1])
+    for a, b in edges:  # an edge may name a node the list left out
+        for n in (a, b):
+            if n not in nodes:
+                nodes.append(n)
+    indeg = {n: 0 for n in nodes}
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        succ[a].append(b)
+        indeg[b] += 1
+    order: list[str] = []
+    ready = [n for n in nodes if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for b in succ[n]:
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                ready.append(b)
+    if len(order) != len(nodes):
+        raise ValueError("dvc dag has a cycle")
+    return order
 
 
 def downstream_order(cwd: Path, targets: Sequence[str] = ()) -> list[str]:
-    """The stages ``dvc repro`` would run now, in its (topological) order, from ``--dry``."""
-    r = subprocess.run(_dvc("repro", "--dry", *targets), cwd=cwd, capture_output=True,
-                       text=True)
+    """The out-of-date stages (of ``targets`` and their upstream, if given), each after
+    the stages it depends on. (``dvc repro --dry`` cannot tell: it fails on an
+    output that an earlier stage has not written yet.)"""
+    r = subprocess.run(_dvc("dag", "--dot"), cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stdout + r.stderr)
         raise SystemExit(r.returncode)
-    return _RUNNING.findall(r.stdout)
+    stale = set(out_of_date(cwd, targets))
+    return [s for s in topological(r.stdout) if s in stale]
 
 
 def run_serial(stages: Sequence[str], cwd: Path, record: list[StageRun]) -> None:
