@@ -4,7 +4,7 @@ import argparse
 
 from _common import run
 
-PARAMS = ("plot", "model")
+PARAMS = ("plot", "model", "pc_bias.converged_fraction")
 
 
 def main() -> None:
@@ -33,6 +33,7 @@ def main() -> None:
         add_alignment_size,
         add_calibration_intervention,
         add_collapse,
+        add_pc_bias,
         add_studies,
         main_report,
         write_report,
@@ -76,6 +77,13 @@ def main() -> None:
                          pd.read_csv(st / "collapse_examples.csv"),
                          pd.read_csv(st / "collapse_model.csv"), style)
             metrics["collapse"] = read_json(Path(args.metrics).parent / "collapse.json")
+        pcb = sorted((st / "pc_bias").glob("*.csv"))
+        if pcb:
+            pcb_metrics = {f.stem: read_json(Path(args.metrics).parent / f"pc_bias-{f.stem}.json")
+                           for f in pcb}
+            metrics.update({f"pc_bias-{k}": v for k, v in pcb_metrics.items()})
+            add_pc_bias(rep, pd.concat([pd.read_csv(f).assign(config=f.stem) for f in pcb]),
+                        pcb_metrics, prm.get("pc_bias.converged_fraction"), style)
         add_studies(rep, pd.read_csv(st / "tradeoff.csv"), pd.read_csv(st / "ridgeless.csv"),
                     pd.concat([pd.read_csv(f) for f in spectral]) if spectral else None,
                     pd.read_csv(st / "erank.csv"), style)

@@ -24,6 +24,11 @@ TINY = {
     "train": {"steps": 30, "log_every": 10, "batch_size": 50},
     "collapse": {"num_samples": 1000, "widths": [4, 8], "draws": 2, "seeds_per_draw": 2,
                  "steps": 20, "batch_size": 25},
+    "pc_bias": {"num_samples": 200, "log_every": 5,
+                "base": {"activation": "linear", "depth": 2, "width": 4, "members": 2,
+                         "optimizer": "sgd", "lr": 0.05, "steps": 10, "init_scale": 1.0,
+                         "data": "pca"},
+                "configs": {"linear": {}, "relu": {"activation": "relu"}}},
     "runtime": {"progress": False, "threads": 1},
 }
 

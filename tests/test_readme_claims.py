@@ -260,3 +260,17 @@ def test_top_list_alignment_sentence():
     m = METRICS["noise-0"]["width-128"]
     assert (f"rising to {m['slope']:.2f} with R² {m['r2']:.2f} at width 128"
             in README.replace("\n   ", " "))
+
+
+def test_pc_bias_sentences():
+    """README's pc_bias bullet states the committed run's rank correlations."""
+    rho = {c: REPORT_METRICS[f"pc_bias-{c}"]["spearman_eigenvalue_vs_convergence"]
+           for c in ("linear", "relu", "linear-whitened")}
+    text = README[README.index("- **pc_bias@<config>**"):]
+    text = text[:text.index("\n- **")]
+    assert f"**{rho['linear']:.2f}**".replace("-", "−") in text
+    assert f"**{rho['relu']:.2f}**".replace("-", "−") in text
+    assert f"**+{rho['linear-whitened']:.2f}**" in text
+    assert rho["linear"] < -0.8 and rho["linear"] < rho["relu"]  # the bias, weaker in ReLU
+    conv = REPORT_METRICS["pc_bias-relu"]["converged_pcs"]
+    assert f"({conv} of 40 PCs converge" in text

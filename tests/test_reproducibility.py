@@ -48,6 +48,11 @@ TINY = {
                  "configs": {"relu-equal": {"activation": "relu"}}},
     "collapse": {"num_samples": 1000, "widths": [4, 8], "draws": 2, "seeds_per_draw": 2,
                  "steps": 20, "batch_size": 25},
+    "pc_bias": {"num_samples": 200, "log_every": 5,
+                "base": {"activation": "linear", "depth": 2, "width": 4, "members": 2,
+                         "optimizer": "sgd", "lr": 0.05, "steps": 10, "init_scale": 1.0,
+                         "data": "pca"},
+                "configs": {"linear": {}, "relu": {"activation": "relu"}}},
     "runtime": {"progress": False, "threads": 1},
 }
 # the stages downstream of the train blocks
@@ -224,7 +229,8 @@ def test_07b_editing_one_study_module_makes_only_that_study_stale(shared):
     assert_committed(proj)
     for module, stages in (("spectral", {"spectral@relu-equal"}), ("ridgeless", {"ridgeless"}),
                            ("effective_rank", {"probe"}), ("tradeoff", {"tradeoff"}),
-                           ("collapse", {"collapse"})):
+                           ("collapse", {"collapse"}),
+                           ("pc_bias", {"pc_bias@linear", "pc_bias@relu"})):
         path = proj / "src" / "biasvar" / "studies" / f"{module}.py"
         with open(path, "a") as f:
             f.write("# an edit\n")

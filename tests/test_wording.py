@@ -210,7 +210,7 @@ def test_variance_peak_words_count_grid_steps_from_the_threshold():
     from biasvar.report.document import variance_peak_words
 
     widths = [8, 16, 24, 32, 48]
-    summary = pd.DataFrame([{"label_noise": 0.15, "width": w, "quantity": "var",
+    summary = pd.DataFrame([{"label_noise": 0.15, "width": w, "quantity": "mse_var",
                              "partition": "test", "value": v}
                             for w, v in zip(widths, [0.1, 0.2, 0.5, 0.3, 0.2], strict=True)])
     assert "label noise 0.15 at width 24 at the grid point nearest the threshold" in \

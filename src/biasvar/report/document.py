@@ -171,7 +171,7 @@ def variance_peak_words(summary: pd.DataFrame, threshold: float | None) -> str:
     if threshold is None:
         return ""
     out = []
-    s = summary[(summary.quantity == "var") & (summary.partition == "test")]
+    s = summary[(summary.quantity == "mse_var") & (summary.partition == "test")]
     for p, d in s.groupby("label_noise"):
         d = d.sort_values("width")
         widths = [int(w) for w in d.width]
@@ -415,6 +415,51 @@ def add_calibration_intervention(rep: Report, table: pd.DataFrame, style: Style)
         plots.calibration_intervention_figure(table, style))
     at = next((i for i, f in enumerate(rep.figures) if f.name == "calibration"), -1)
     rep.figures.insert(at + 1, fig)
+
+
+def pc_bias_convergence(table: pd.DataFrame, metrics: dict[str, dict]) -> pd.DataFrame:
+    """Per (config, pc): eigenvalue (from the table) and convergence step (the stage's
+    metrics, ``None`` -> NaN: never converged)."""
+    rows = []
+    for c, d in table.groupby("config"):
+        ev = d[d.step == d.step.min()].sort_values("pc")
+        steps = [np.nan if s is None else float(s) for s in metrics[c]["convergence_step"]]
+        rows.append(pd.DataFrame({"config": c, "pc": ev.pc.to_numpy(),
+                                  "eigenvalue": ev.eigenvalue.to_numpy(),
+                                  "convergence_step": steps}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def pc_bias_words(metrics: dict[str, dict], fraction: float) -> str:
+    """Per config: the rank correlation and how many PCs converged, from the stage metrics."""
+    parts = []
+    for c in sorted(metrics):
+        m = metrics[c]
+        rho = m["spearman_eigenvalue_vs_convergence"]
+        rho_text = "undefined (all at one step)" if rho != rho else f"{rho:.2f}"
+        parts.append(f"{c}: Spearman correlation of eigenvalue and convergence step "
+                     f"{rho_text}, {m['converged_pcs']} of {m['pcs']} PCs converged, final sd "
+                     f"ratio {m['final_sd_ratio_top5']:.3g} on the top 5 PCs vs "
+                     f"{m['final_sd_ratio_bottom5']:.3g} on the bottom 5")
+    return (f"A PC has converged at the first logged step at which the members' sd along it "
+            f"is at most {fraction:g} of its initial value (never-converged PCs are tied "
+            f"after the last step). " + "; ".join(parts) + ".")
+
+
+def add_pc_bias(rep: Report, table: pd.DataFrame, metrics: dict[str, dict], fraction: float,
+                style: Style) -> None:
+    """The PC-bias figure; its caption from the stage metrics."""
+    conv = pc_bias_convergence(table, metrics)
+    rep.figures.append(Figure(
+        "pc_bias", "Principal-component bias",
+        "Ensembles of bias-free MLPs on MNIST-1D inputs in their PCA basis (full batch, MSE "
+        "to one-hot labels). Top: across-member standard deviation of each member's compact "
+        "linear map along each principal component, relative to initialization (product of "
+        "the layers for linear nets, mean input Jacobian otherwise), coloured by the PC's "
+        "eigenvalue; bottom: convergence step against eigenvalue. The whitened config scales "
+        "every PC to variance 1 (the control: nothing to order by). "
+        + pc_bias_words(metrics, fraction),
+        plots.pc_bias_figure(table, conv, style)))
 
 
 def add_studies(rep: Report, tradeoff: pd.DataFrame | None, ridgeless: pd.DataFrame | None,

@@ -340,6 +340,52 @@ def spectral_figure(spectral: pd.DataFrame, style: Style) -> plt.Figure:
     return fig
 
 
+def pc_bias_figure(table: pd.DataFrame, conv: pd.DataFrame, style: Style) -> plt.Figure:
+    """Top row, one panel per config: across-member sd along each principal component
+    (relative to initialization) against step, coloured by eigenvalue. Bottom: each PC's
+    convergence step against its eigenvalue, per config.
+
+    ``table``: the pc_bias tables with a ``config`` column; ``conv``: per (config, pc)
+    ``eigenvalue`` and ``convergence_step`` (NaN: never).
+    """
+    from matplotlib.colors import LogNorm
+
+    configs = sorted(table.config.unique())
+    n = len(configs)
+    fig, axes = plt.subplots(2, n, figsize=(style.panel_size * 1.3 * n, style.panel_size * 2.3),
+                             squeeze=False)
+    ev = table.eigenvalue[table.eigenvalue > 0]
+    norm = LogNorm(vmin=ev.min(), vmax=ev.max())
+    cmap = plt.get_cmap("viridis")
+    for ax, c in zip(axes[0], configs, strict=True):
+        d = table[table.config == c]
+        for _, g in d.groupby("pc"):
+            g = g.sort_values("step")
+            ax.plot(g.step, g.sd_ratio, color=cmap(norm(max(g.eigenvalue.iloc[0], ev.min()))),
+                    lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_title(c)
+    axes[0][0].set_ylabel("member sd along PC / at init")
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=list(axes[0]), label="eigenvalue of the PC", shrink=0.9)
+    steps_max = float(table.step.max())
+    for ax, c in zip(axes[1], configs, strict=True):
+        d = conv[conv.config == c]
+        done = d.convergence_step.notna()
+        ax.scatter(d.eigenvalue[done], d.convergence_step[done], s=10, color="C0",
+                   label="converged")
+        ax.scatter(d.eigenvalue[~done], np.full((~done).sum(), steps_max * 1.05), s=10,
+                   marker="^", color="C3", label="not converged (drawn above the last step)")
+        ax.set_xscale("log")
+        ax.set_xlabel("eigenvalue")
+        ax.set_ylim(0, steps_max * 1.12)
+    axes[1][0].set_ylabel("convergence step")
+    axes[1][0].legend(fontsize="xx-small", loc="upper right")
+    fig.suptitle("Principal-component bias: members agree first along large-eigenvalue PCs")
+    return fig
+
+
 def erank_figure(erank: pd.DataFrame, style: Style) -> plt.Figure:
     """Effective rank of penultimate-layer embeddings vs width, and as a fraction of width."""
     pal = noise_palette(erank.label_noise.unique())

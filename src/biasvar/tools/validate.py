@@ -26,6 +26,7 @@ from biasvar.ensemble.config import ModelParams, TrainParams
 from biasvar.report.config import Style
 from biasvar.studies.collapse import CollapseParams
 from biasvar.studies.effective_rank import ProbeParams
+from biasvar.studies.pc_bias import PCBiasParams
 from biasvar.studies.ridgeless import RidgelessParams
 from biasvar.studies.spectral import SpectralParams
 from biasvar.studies.tradeoff import TradeoffParams
@@ -35,7 +36,7 @@ from biasvar.studies.tradeoff import TradeoffParams
 SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
     DecomposeParams, RegressParams, AlignmentSizeParams, CalibrationInterventionParams,
-    TradeoffParams, RidgelessParams, SpectralParams,
+    TradeoffParams, RidgelessParams, SpectralParams, PCBiasParams,
     ProbeParams, CollapseParams, Style,
 )
 

@@ -1,0 +1,166 @@
+"""The committed paper report agrees with its committed metrics and with the run that made it.
+
+``reports/paper/`` (figures, README, metrics.json) comes from ``make paper``;
+``reports/provenance/paper/`` holds that run's params, lock, headline and
+per-stage costs. These tests read only committed files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "reports" / "paper"
+PROV = ROOT / "reports" / "provenance" / "paper"
+
+
+def _metrics() -> dict:
+    return json.loads((REPORT / "metrics.json").read_text())
+
+
+def _readme() -> str:
+    return (REPORT / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    text = _readme()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 5)
+    return text[start:end if end > 0 else None]
+
+
+def _flatten(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _get(d: dict, key: str):
+    for part in key.split("."):
+        d = d[part]
+    return d
+
+
+def test_every_embedded_figure_is_committed():
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", _readme())
+    assert len(figures) == 12
+    for f in figures:
+        assert (REPORT / f).stat().st_size > 10_000, f
+
+
+def test_the_run_used_the_paper_config():
+    """Every override of ``configs/paper.yaml`` is in the run's params, and the lock
+    holds one train stage per (noise, width, block) of them."""
+    params = yaml.safe_load((PROV / "params.yaml").read_text())
+    config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    for key, value in _flatten(config):
+        assert _get(params, key) == value, key
+    lock = yaml.safe_load((PROV / "dvc.lock").read_text())["stages"]
+    e = params["ensemble"]
+    # the lock also keeps the default run's entries it was cloned with; the paper's are all there
+    want = {f"train@{p}-{w}-{b}" for p in params["data"]["label_noise"] for w in e["widths"]
+            for b in e["blocks"]}
+    assert len(want) == 48 and want <= set(lock)
+    assert lock["plot"]["params"]["params.yaml"]["plot"]["report"] == "paper"
+
+
+def test_headline_is_computed_from_the_report_metrics():
+    from biasvar.report.headline import headline
+
+    committed = json.loads((PROV / "headline.json").read_text())
+    assert committed == headline(_metrics()["alignment"])
+
+
+def test_key_numbers_table_matches_metrics():
+    text = _readme()
+    key = text[text.index("## Key numbers"):text.index("## Population estimates")]
+    metrics = _metrics()["alignment"]
+    rows = [r for r in key.splitlines() if re.match(r"^\| [0-9.]+ \| \d+ \|", r)]
+    assert len(rows) == sum(len(v) for v in metrics.values()) == 24
+    for r in rows:
+        cells = [c.strip() for c in r.strip("|").split("|")]
+        m = metrics[f"noise-{float(cells[0]):g}"][f"width-{int(cells[1])}"]
+        assert float(cells[2]) == pytest.approx(m["slope"], rel=1e-3)
+        assert float(cells[3]) == pytest.approx(m["r2"], rel=1e-3)
+        assert float(cells[-1]) == pytest.approx(m["test_error"], rel=1e-3)
+
+
+def _member_error_curve(level: str) -> tuple[list[int], list[float]]:
+    per_width = _metrics()["alignment"][level]
+    widths = sorted(int(k.split("-")[1]) for k in per_width)
+    return widths, [float(per_width[f"width-{w}"]["member_test_error"]) for w in widths]
+
+
+def test_double_descent_caption_is_the_metrics():
+    """The DD sentence of the error figure states the committed curve's peak numbers."""
+    from biasvar.report.headline import interior_peak
+
+    cap = _section("Test and train error vs width")
+    widths, err = _member_error_curve("noise-0.15")
+    w, rise, fall = interior_peak(widths, err)
+    assert w is not None
+    assert (f"label noise 0.15: peak {err[widths.index(w)]:.3f} at width {w}" in cap)
+    assert f"{100 * rise:.1f} points above the minimum" in cap
+    assert f"{100 * fall:.1f} points above the widest width's {err[-1]:.3f}" in cap
+
+
+def test_double_descent_under_label_noise_at_the_threshold():
+    """Issue 11's criterion on the committed run: with 15 % label noise the mean-member
+    test error peaks within one grid step of the threshold and >= 5 points above the
+    widest width; clean labels show no peak. The rise above the minimum before the
+    peak is 1.9 points, short of the issue's 3 (README and docs/paper.md say so): this
+    test pins that number so that a rerun which changes it is noticed."""
+    from biasvar.report.document import threshold_width
+    from biasvar.report.headline import interior_peak
+
+    widths, err = _member_error_curve("noise-0.15")
+    w, rise, fall = interior_peak(widths, err)
+    n = 4000
+    thr = threshold_width("mlp", 2, False, n * (1 - (1 - 1 / n) ** n), widths)
+    nearest = int(np.argmin([abs(np.log(x / thr)) for x in widths]))
+    assert abs(widths.index(w) - nearest) <= 1, (w, thr)
+    assert fall >= 0.05, fall
+    assert rise == pytest.approx(0.0187, abs=5e-4)
+    cw, cerr = _member_error_curve("noise-0")
+    assert interior_peak(cw, cerr)[0] is None  # clean labels: no interior peak
+
+
+def test_provenance_states_time_machine_and_memory():
+    """The run finished within the hour on the machine it names; no stage took 4 GiB."""
+    info = json.loads((PROV / "run.json").read_text())
+    assert info["wall_s"] <= 3600
+    assert info["machine"]["cores"] >= 1 and info["machine"]["cpu"]
+    lock = yaml.safe_load((PROV / "dvc.lock").read_text())["stages"]
+    measured = {r["stage"] for r in info["stages"]}
+    assert measured <= set(lock) and len(measured) == 66  # every stage of the paper run
+    assert max(r["max_rss_mib"] for r in info["stages"]) < 4096
+    run_md = (PROV / "RUN.md").read_text()
+    mins, secs = divmod(round(info["wall_s"]), 60)
+    assert f"{mins} min {secs} s" in run_md
+
+
+def test_readme_paper_sentences_are_the_committed_numbers():
+    """README's paper-study bullets state the committed run's numbers."""
+    from biasvar.report.headline import interior_peak
+
+    readme = (ROOT / "README.md").read_text()
+    text = readme[readme.index("**The paper study"):]
+    widths, err = _member_error_curve("noise-0.15")
+    w, rise, fall = interior_peak(widths, err)
+    assert f"peak {err[widths.index(w)]:.3f}\n  at width {w}" in text
+    assert f"{100 * fall:.1f} points above the\n  widest width's {err[-1]:.3f}" in text
+    assert f"**{100 * rise:.1f} points**" in text
+    info = json.loads((PROV / "run.json").read_text())
+    mins, secs = divmod(round(info["wall_s"]), 60)
+    assert f"{mins} min {secs} s end to end" in text
+    h = json.loads((PROV / "headline.json").read_text())
+    assert f"slope {h['n0']['slope']:.3f} (R² {h['n0']['r2']:.3f}) clean" in text
+    assert f"{h['n15']['slope']:.3f}\n  (R² {h['n15']['r2']:.3f}) noisy" in text
