@@ -13,12 +13,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tiny import BIAS_STUDIES
 
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "src", ".dvc/config",
         ".dvcignore", ".gitignore"]
 
 TINY = {
+    **BIAS_STUDIES,
     "data": {"label_noise": [0.0, 0.2], "num_samples": 400, "train_split": 0.5},
     "ensemble": {"widths": [4, 8], "blocks": [0, 1], "block_size": 2, "seeds_per_draw": 2},
     "train": {"steps": 30, "log_every": 10, "batch_size": 50},

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_pipeline import _env, make_project, sh
+from tiny import BIAS_STUDIES
 
 pytestmark = pytest.mark.pipeline
 
@@ -36,6 +37,7 @@ NOISE = [0.0]
 WIDTHS = [4]
 BLOCKS = [0, 1]
 TINY = {
+    **BIAS_STUDIES,
     "data": {"label_noise": NOISE, "num_samples": 200, "train_split": 0.5},
     "ensemble": {"widths": WIDTHS, "blocks": BLOCKS, "block_size": 2, "seeds_per_draw": 2},
     "train": {"steps": 20, "log_every": 10, "batch_size": 50},

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import yaml
 from test_pipeline import make_project, sh
+from tiny import BIAS_STUDIES
 
 from biasvar.studies.ridgeless import RIDGELESS_COLUMNS
 from biasvar.studies.spectral import SPECTRAL_COLUMNS
 from biasvar.studies.tradeoff import TRADEOFF_COLUMNS
 
 TINY = {
+    **BIAS_STUDIES,
     "data": {"label_noise": [0.0], "num_samples": 200, "train_split": 0.5},
     "ensemble": {"widths": [4], "blocks": [0], "block_size": 2, "seeds_per_draw": 2},
     "train": {"steps": 10, "log_every": 5, "batch_size": 50},

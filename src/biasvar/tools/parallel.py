@@ -52,7 +52,8 @@ from pathlib import Path
 # Stage groups whose stages read nothing but the outputs of UPSTREAM (or no
 # stage output at all), so any number of them can run at once once UPSTREAM is
 # done. tests/test_parallel.py checks this against dvc.yaml.
-POOL_GROUPS = ("train", "spectral", "pc_bias", "tradeoff", "ridgeless")
+POOL_GROUPS = ("train", "spectral", "pc_bias", "spectral_cls", "erank_depth", "tradeoff",
+               "ridgeless")
 UPSTREAM = ("generate", "split")
 
 _TRAIN = re.compile(r"^train@(?P<noise>[^-]+)-(?P<width>\d+)-(?P<block>\d+)$")

@@ -26,9 +26,11 @@ from biasvar.ensemble.config import ModelParams, TrainParams
 from biasvar.report.config import Style
 from biasvar.studies.collapse import CollapseParams
 from biasvar.studies.effective_rank import ProbeParams
+from biasvar.studies.erank_depth import ErankDepthParams
 from biasvar.studies.pc_bias import PCBiasParams
 from biasvar.studies.ridgeless import RidgelessParams
 from biasvar.studies.spectral import SpectralParams
+from biasvar.studies.spectral_cls import SpectralClsParams
 from biasvar.studies.tradeoff import TradeoffParams
 
 # Every section of params.yaml, in pipeline order; each model lives in the
@@ -37,7 +39,7 @@ SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
     DecomposeParams, RegressParams, AlignmentSizeParams, CalibrationInterventionParams,
     TradeoffParams, RidgelessParams, SpectralParams, PCBiasParams,
-    ProbeParams, CollapseParams, Style,
+    SpectralClsParams, ErankDepthParams, ProbeParams, CollapseParams, Style,
 )
 
 

@@ -1,0 +1,33 @@
+"""The factor grid of the simplicity-bias studies (``spectral_cls``, ``erank_depth``): each
+config is the section's ``base`` settings updated by a few overrides, so a config names
+the factors it changes (activation, depth, width, optimizer, init scale, data) and the
+report can say, per factor level, whether a bias holds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a config names a stage and files
+
+
+def expand_configs(section: str, base: Any, configs: Any, settings: type) -> list[tuple[str, Any]]:
+    """``[(name, settings)]``: ``<section>.base`` updated by each ``<section>.configs.<name>``.
+
+    ``settings`` is the ``Section`` model of one config; a bad value raises one
+    ``ParamError`` naming ``<section>.configs.<name>.<key>`` (or ``.base.<key>``).
+    """
+    from biasvar.core.errors import ParamError
+
+    settings.from_dict(base, where=f"{section}.base")
+    out = []
+    for name, over in configs.items():
+        where = f"{section}.configs.{name}"
+        if not CONFIG_NAME.match(str(name)):
+            raise ParamError(f"{section}.configs", name, "names of letters, digits, '-' and "
+                             "'_' (they name stages and files)")
+        if not isinstance(over, Mapping):
+            raise ParamError(where, over, f"a mapping of {section}.base keys to override")
+        out.append((str(name), settings.from_dict({**base, **over}, where=where)))
+    return out
