@@ -34,6 +34,9 @@ def main() -> None:
     # small matmuls: one thread unless runtime.threads says otherwise
     result = erank_depth(d["x"], d["y"], d["x_test"], d["y_test"], c,
                          threads=load_runtime().threads or 1)
+    # the config's overrides of the base settings: the factor levels the report's
+    # simplicity-bias summary names
+    result.metrics["overrides"] = dict(raw["configs"][args.config] or {})
     write_result(result, args.out, args.metrics)
     m = result.metrics
     print(f"erank_depth@{c.name}: depths {list(c.depths)}, width {c.width}, {c.members} members; "

@@ -34,6 +34,9 @@ def main() -> None:
     data = make_mnist1d(cfg.num_samples, 0.5, cfg.data_seed)  # the training half
     # small full-batch matmuls: one thread unless runtime.threads says otherwise
     result = pc_bias(data["x"], data["y"], c, threads=load_runtime().threads or 1)
+    # the config's overrides of the base settings: the factor levels the report's
+    # simplicity-bias summary names
+    result.metrics["overrides"] = dict(raw["configs"][args.config] or {})
     write_result(result, args.out, args.metrics)
     m = result.metrics
     print(f"pc_bias@{c.name}: {c.members} members, {c.steps} steps, final loss "

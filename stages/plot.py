@@ -33,9 +33,13 @@ def main() -> None:
         add_alignment_size,
         add_calibration_intervention,
         add_collapse,
+        add_erank_depth,
         add_pc_bias,
+        add_simplicity_summary,
+        add_spectral_cls,
         add_studies,
         main_report,
+        simplicity_table,
         write_report,
     )
 
@@ -77,16 +81,31 @@ def main() -> None:
                          pd.read_csv(st / "collapse_examples.csv"),
                          pd.read_csv(st / "collapse_model.csv"), style)
             metrics["collapse"] = read_json(Path(args.metrics).parent / "collapse.json")
-        pcb = sorted((st / "pc_bias").glob("*.csv"))
-        if pcb:
-            pcb_metrics = {f.stem: read_json(Path(args.metrics).parent / f"pc_bias-{f.stem}.json")
-                           for f in pcb}
-            metrics.update({f"pc_bias-{k}": v for k, v in pcb_metrics.items()})
-            add_pc_bias(rep, pd.concat([pd.read_csv(f).assign(config=f.stem) for f in pcb]),
-                        pcb_metrics, prm.get("pc_bias.converged_fraction"), style)
+        # the simplicity-bias studies: each <study>@<config> writes its table and metrics
+        # together; the tables (a declared dependency) name the configurations
+        bias = {}
+        for study in ("pc_bias", "spectral_cls", "erank_depth"):
+            files = sorted((st / study).glob("*.csv")) if (st / study).is_dir() else []
+            bias[study] = (pd.concat([pd.read_csv(f).assign(config=f.stem) for f in files])
+                           if files else None,
+                           {f.stem: read_json(Path(args.metrics).parent / f"{study}-{f.stem}.json")
+                            for f in files})
+            metrics.update({f"{study}-{k}": v for k, v in bias[study][1].items()})
         add_studies(rep, pd.read_csv(st / "tradeoff.csv"), pd.read_csv(st / "ridgeless.csv"),
                     pd.concat([pd.read_csv(f) for f in spectral]) if spectral else None,
                     pd.read_csv(st / "erank.csv"), style)
+        if bias["pc_bias"][1]:
+            add_pc_bias(rep, *bias["pc_bias"], prm.get("pc_bias.converged_fraction"), style)
+        if bias["spectral_cls"][1]:
+            add_spectral_cls(rep, *bias["spectral_cls"], style)
+        if bias["erank_depth"][1]:
+            add_erank_depth(rep, *bias["erank_depth"], style)
+        summary_bias = simplicity_table(
+            bias["pc_bias"][1], bias["spectral_cls"][1], bias["erank_depth"][1],
+            {f.stem: metrics[f"spectral-{f.stem}"] for f in spectral})
+        if len(summary_bias):
+            add_simplicity_summary(rep, summary_bias)
+            metrics["simplicity"] = summary_bias.to_dict(orient="records")
     out = Path(args.out) / style.report
     write_report(rep, out, metrics, style.dpi)
     print(f"plot: {len(rep.figures)} figures -> {out}")

@@ -33,6 +33,9 @@ def main() -> None:
     d = make_mnist1d(raw["num_samples"], 0.5, raw["data_seed"])
     result = spectral_cls(d["x"], d["y"], d["x_test"], d["y_test"], c,
                           threads=load_runtime().threads or 1)
+    # the config's overrides of the base settings: the factor levels the report's
+    # simplicity-bias summary names
+    result.metrics["overrides"] = dict(raw["configs"][args.config] or {})
     write_result(result, args.out, args.metrics)
     m = result.metrics
     print(f"spectral_cls@{c.name}: {c.members} {c.arch} members, {c.steps} steps; frequency "

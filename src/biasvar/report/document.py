@@ -462,6 +462,148 @@ def add_pc_bias(rep: Report, table: pd.DataFrame, metrics: dict[str, dict], frac
         plots.pc_bias_figure(table, conv, style)))
 
 
+def spectral_cls_words(metrics: dict[str, dict]) -> str:
+    """Per config: the frequency centroid at init, first logged step and end, its rank
+    correlation with the step, and the final train / test error, from the stage metrics."""
+    parts = []
+    for c in sorted(metrics):
+        m = metrics[c]
+        parts.append(f"{c}: centroid {m['centroid_init']:.3f} at init, {m['centroid_first']:.3f} "
+                     f"at the first logged step, {m['centroid_final']:.3f} at the end (Spearman "
+                     f"with step {_fmt_rho(m['centroid_spearman'])}), train error "
+                     f"{m['final_train_error']:.3f}, test error {m['final_test_error']:.3f}")
+    return "; ".join(parts) + "."
+
+
+def _fmt_rho(v: float) -> str:
+    return "undefined" if v != v else f"{v:.2f}"
+
+
+def add_spectral_cls(rep: Report, table: pd.DataFrame, metrics: dict[str, dict],
+                     style: Style) -> None:
+    """The classification spectral-bias figure; its caption from the stage metrics."""
+    rep.figures.append(Figure(
+        "spectral_cls", "Spectral bias on a classification task",
+        "Ensembles trained on MNIST-1D (minibatch cross-entropy); every member's logits on "
+        "straight paths between pairs of training inputs, minus the straight line between the "
+        "path's end values, Fourier-transformed along the path; A_k is the squared magnitude "
+        "averaged over members, paths and classes. Each panel: the energy share R_k over "
+        "training; last panel: the frequency centroid. A rising centroid after the first "
+        "updates means that higher frequencies are added later in training. "
+        + spectral_cls_words(metrics),
+        plots.spectral_cls_figure(table, style)))
+
+
+def erank_depth_words(metrics: dict[str, dict]) -> str:
+    """Per config: erank at the shallowest and deepest depth, init and trained, and the rank
+    correlation with depth, from the stage metrics."""
+    parts = []
+    for c in sorted(metrics):
+        m = metrics[c]
+        d0, d1 = m["depths"][0], m["depths"][-1]
+        phases = [f"{ph} {m[ph]['erank'][0]:.1f} → {m[ph]['erank'][-1]:.1f} "
+                  f"(Spearman {_fmt_rho(m[ph]['spearman_depth'])})" for ph in ("init", "trained")]
+        parts.append(f"{c}, depth {d0} → {d1}: " + ", ".join(phases))
+    return "Mean effective rank over members: " + "; ".join(parts) + "."
+
+
+def add_erank_depth(rep: Report, table: pd.DataFrame, metrics: dict[str, dict],
+                    style: Style) -> None:
+    """The effective-rank-against-depth figure; its caption from the stage metrics."""
+    w = sorted({m["width"] for m in metrics.values()})
+    rep.figures.append(Figure(
+        "erank_depth", "Low-rank simplicity bias: effective rank against depth",
+        f"MLP ensembles of width {', '.join(map(str, w))} at each depth, trained on MNIST-1D "
+        "(minibatch cross-entropy); effective rank (exp of the entropy of the normalized "
+        "singular values) of each member's penultimate embeddings of the test inputs, at "
+        "initialization (dashed) and after training (solid). "
+        + erank_depth_words(metrics),
+        plots.erank_depth_figure(table, style)))
+
+
+# The summary of the simplicity-bias grid: one row per (bias, config[, phase]).
+SIMPLICITY_COLUMNS = ("bias", "config", "changed", "decides", "value", "holds", "detail")
+# A bias "holds" for a config when the number that decides it passes this cut. The cuts
+# ask for a clear monotone ordering (|rank correlation| >= 0.5), not mere significance.
+RHO_CUT = 0.5
+
+
+def _changed(m: dict) -> str:
+    over = m.get("overrides") or {}
+    return ", ".join(f"{k}={v}" for k, v in over.items()) if over else "(base)"
+
+
+def simplicity_table(pc_bias: dict[str, dict], spectral_cls: dict[str, dict],
+                     erank_depth: dict[str, dict], spectral: dict[str, dict]) -> pd.DataFrame:
+    """For each bias and config (the factor levels of the grid), the number that decides
+    whether the bias holds and the verdict. Rules (``RHO_CUT`` = 0.5):
+
+    - principal-component: Spearman(eigenvalue, convergence step) <= -0.5;
+    - spectral (1-D regression, ``spectral@``): the lowest frequency is learned first and
+      Spearman(k, learning step) >= 0.5 over the learned frequencies;
+    - spectral (classification): Spearman(step, frequency centroid) >= 0.5 after
+      initialization and the centroid rose from the first logged step to the end;
+    - low rank (per phase, init and trained): Spearman(depth, effective rank) <= -0.5 and
+      effective rank at the deepest below that at the shallowest depth.
+    """
+    from scipy.stats import spearmanr
+
+    rows = []
+    for c, m in sorted(pc_bias.items()):
+        rho = m["spearman_eigenvalue_vs_convergence"]
+        rows.append(("principal-component", c, _changed(m),
+                     "Spearman(eigenvalue, convergence step)", rho, bool(rho <= -RHO_CUT),
+                     f"{m['converged_pcs']}/{m['pcs']} PCs converged"))
+    for c, m in sorted(spectral.items()):
+        learned = {int(k): v for k, v in m["first_step_learned"].items() if v is not None}
+        rho = (float(spearmanr(list(learned), list(learned.values())).statistic)
+               if len(learned) >= 3 and len(set(learned.values())) > 1 else float("nan"))
+        lowest = min(int(k) for k in m["first_step_learned"])
+        rows.append(("spectral (1-D regression)", c, "(see spectral.configs)",
+                     "Spearman(k, learning step)", rho,
+                     bool(m["first_learned"] == lowest and rho >= RHO_CUT),
+                     f"k = {m['first_learned']} learned first; {len(learned)} of "
+                     f"{len(m['first_step_learned'])} frequencies learned"))
+    for c, m in sorted(spectral_cls.items()):
+        rho = m["centroid_spearman"]
+        rows.append(("spectral (classification)", c, _changed(m),
+                     "Spearman(step, frequency centroid)", rho,
+                     bool(rho >= RHO_CUT and m["centroid_change"] > 0),
+                     f"centroid {m['centroid_first']:.4f} → {m['centroid_final']:.4f}; "
+                     f"test error {m['final_test_error']:.3f}"))
+    for c, m in sorted(erank_depth.items()):
+        for ph in ("init", "trained"):
+            e = m[ph]
+            rho = e["spearman_depth"]
+            rows.append((f"low rank ({ph})", c, _changed(m), "Spearman(depth, effective rank)",
+                         rho, bool(rho <= -RHO_CUT and e["ratio_deepest_shallowest"] < 1),
+                         f"erank {e['erank'][0]:.1f} → {e['erank'][-1]:.1f} over depths "
+                         f"{m['depths'][0]}–{m['depths'][-1]}"))
+    return pd.DataFrame(rows, columns=list(SIMPLICITY_COLUMNS))
+
+
+def simplicity_words(table: pd.DataFrame) -> str:
+    """Per bias: in how many of its configs it holds, and which configs it fails in."""
+    parts = []
+    for bias, d in table.groupby("bias", sort=False):
+        fails = d[~d.holds].config.tolist()
+        parts.append(f"{bias}: holds in {int(d.holds.sum())} of {len(d)} configs"
+                     + (f" (not in {', '.join(fails)})" if fails else ""))
+    return "; ".join(parts) + "."
+
+
+def add_simplicity_summary(rep: Report, table: pd.DataFrame) -> None:
+    """The grid's summary table as a Markdown section of the report README."""
+    show = table.assign(holds=table.holds.map({True: "yes", False: "no"}))
+    rep.sections += [
+        "## Simplicity biases: which holds where", "",
+        "One row per bias and config (a factor level of the grid: what the config changes "
+        "from its study's base settings). A bias *holds* when the deciding rank correlation "
+        f"is at least {RHO_CUT} in the direction the bias predicts (rules: "
+        "`biasvar.report.document.simplicity_table`). " + simplicity_words(table), "",
+        markdown_table(show), ""]
+
+
 def add_studies(rep: Report, tradeoff: pd.DataFrame | None, ridgeless: pd.DataFrame | None,
                 spectral: pd.DataFrame | None, erank: pd.DataFrame | None,
                 style: Style, learned_at: float = 0.9) -> None:

@@ -386,6 +386,70 @@ def pc_bias_figure(table: pd.DataFrame, conv: pd.DataFrame, style: Style) -> plt
     return fig
 
 
+def spectral_cls_figure(table: pd.DataFrame, style: Style) -> plt.Figure:
+    """One panel per config: the energy share R_k = log(A_k / sum A) of the detrended logits
+    along input paths against frequency k, one line per logged step (colour: step). Last
+    panel: the frequency centroid sum k A_k / sum A_k against step, every config.
+
+    ``table``: the spectral_cls tables with a ``config`` column.
+    """
+    from matplotlib.colors import Normalize
+
+    configs = sorted(table.config.unique())
+    fig, axes = _facets(len(configs) + 1, style, max_cols=3)
+    norm = Normalize(vmin=0, vmax=float(table.step.max()))
+    cmap = plt.get_cmap("viridis")
+    for ax, c in zip(axes, configs, strict=False):
+        d = table[table.config == c]
+        for step, g in d.groupby("step"):
+            g = g.sort_values("k")
+            ax.plot(g.k, g.log_ratio, color=cmap(norm(step)), lw=0.9,
+                    ls="--" if step == 0 else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("frequency k (cycles per path)")
+        ax.set_ylabel("R_k = log(A_k / Σ A)")
+        ax.set_title(c, fontsize="small")
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=list(axes[:len(configs)]), label="training step (dashed: init)",
+                 shrink=0.8)
+    ax = axes[-1]
+    for i, c in enumerate(configs):
+        d = table[table.config == c]
+        cen = d.groupby("step").apply(lambda g: (g.k * g.energy).sum() / g.energy.sum(),
+                                      include_groups=False)
+        ax.plot(cen.index, cen.to_numpy(), marker="o", ms=2, color=f"C{i}", label=c)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("frequency centroid Σ k A_k / Σ A_k")
+    ax.legend(fontsize="xx-small")
+    fig.suptitle("Spectral bias on MNIST-1D classification: logits along input paths")
+    return fig
+
+
+def erank_depth_figure(table: pd.DataFrame, style: Style) -> plt.Figure:
+    """One panel per config: effective rank of the test embeddings against depth, at
+    initialization (dashed) and trained (solid); members as points, means as lines.
+
+    ``table``: the erank_depth tables with a ``config`` column.
+    """
+    configs = sorted(table.config.unique())
+    fig, axes = _facets(len(configs), style, max_cols=4)
+    for ax, c in zip(axes, configs, strict=True):
+        d = table[table.config == c]
+        for phase, color, ls in (("init", "0.5", "--"), ("trained", "C0", "-")):
+            g = d[d.phase == phase]
+            ax.scatter(g.depth, g.erank, s=6, color=color, alpha=0.6)
+            mean = g.groupby("depth").erank.mean()
+            ax.plot(mean.index, mean.to_numpy(), color=color, ls=ls, marker="o", ms=3,
+                    label=phase)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("depth (hidden layers)")
+        ax.set_title(c, fontsize="small")
+        ax.legend(fontsize="xx-small")
+    axes[0].set_ylabel("effective rank of test embeddings")
+    fig.suptitle("Low-rank simplicity bias: effective rank against depth")
+    return fig
+
+
 def erank_figure(erank: pd.DataFrame, style: Style) -> plt.Figure:
     """Effective rank of penultimate-layer embeddings vs width, and as a fraction of width."""
     pal = noise_palette(erank.label_noise.unique())
