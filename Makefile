@@ -7,12 +7,14 @@
 #   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`,
 #                          its provenance (lock, params, machine, per-stage time and memory)
 #                          in reports/provenance/paper
+#   make biases JOBS=n     the simplicity-bias grid (configs/biases.yaml), experiment `biases`,
+#                          report reports/biases, provenance in reports/provenance/biases
 #   make exps              `dvc exp show` of the headline metrics, narrow (README "Experiments")
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lint bench parallel paper exps
+.PHONY: install pipeline test lint bench parallel paper biases exps
 
 install:
 	bash scripts/install.sh
@@ -37,6 +39,10 @@ parallel: install
 paper: install
 	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper \
 		--provenance reports/provenance/paper
+
+biases: install
+	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/biases.yaml --exp biases \
+		--provenance reports/provenance/biases
 
 exps:
 	dvc exp show --only-changed --drop '^(data|src|stages)/|Created' --hide-workspace --no-pager

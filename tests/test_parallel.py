@@ -83,11 +83,24 @@ def test_hydra_values():
     assert hv([0.0, 0.15]) == "[0.0,0.15]"
 
 
-def test_printed_exp_run_sets_the_same_params_as_the_config(tmp_path):
+def test_a_configs_mapping_is_replaced_whole():
+    """A study's configs name its stages: a config file sets the whole mapping (new names
+    included), while other mappings still merge key by key."""
+    params = {"pc_bias": {"seed": 0, "base": {"lr": 1, "depth": 3},
+                          "configs": {"linear": {}, "relu": {"activation": "relu"}}}}
+    cfg = {"pc_bias": {"base": {"lr": 2}, "configs": {"tanh": {"activation": "tanh"}}}}
+    assert overrides.flatten(cfg) == [("pc_bias.base.lr", 2),
+                                      ("pc_bias.configs", {"tanh": {"activation": "tanh"}})]
+    assert overrides.merge(params, cfg)["pc_bias"] == {
+        "seed": 0, "base": {"lr": 2, "depth": 3}, "configs": {"tanh": {"activation": "tanh"}}}
+
+
+@pytest.mark.parametrize("name", ["paper", "biases"])
+def test_printed_exp_run_sets_the_same_params_as_the_config(tmp_path, name):
     """`dvc exp run -S` with set_params() gives the params that merge() computes."""
     from dvc.utils.hydra import apply_overrides
 
-    cfg = overrides.read_config(ROOT / "configs" / "paper.yaml")
+    cfg = overrides.read_config(ROOT / "configs" / f"{name}.yaml")
     target = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", target)
     apply_overrides(target, overrides.set_params(cfg))

@@ -45,12 +45,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return dict(cfg)
 
 
+# Mappings replaced whole rather than merged key by key: a study's ``configs`` names its
+# DVC stages (``foreach``), so a config file sets the whole list of configs.
+WHOLE = ("configs",)
+
+
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` for every leaf; mappings recurse, lists are leaves."""
+    """``(dotted key, value)`` for every leaf; mappings recurse (except a ``configs``
+    mapping, which is one leaf), lists are leaves."""
     out: list[tuple[str, Any]] = []
     for key, value in cfg.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and key not in WHOLE:
             out.extend(flatten(value, dotted + "."))
         else:
             out.append((dotted, value))
@@ -105,8 +111,17 @@ def hydra_value(value: Any) -> str:
 
 
 def set_params(cfg: Mapping[str, Any]) -> list[str]:
-    """The ``key=value`` arguments of ``dvc exp run -S`` for these overrides."""
-    return [f"{key}={hydra_value(value)}" for key, value in flatten(cfg)]
+    """The ``key=value`` arguments of ``dvc exp run -S`` for these overrides.
+
+    Hydra merges a mapping into the existing one and refuses new keys, so a ``configs``
+    mapping is deleted (``~key``) and added back whole (``+key=value``)."""
+    out = []
+    for key, value in flatten(cfg):
+        if key.rsplit(".", 1)[-1] in WHOLE:
+            out += [f"~{key}", f"+{key}={hydra_value(value)}"]
+        else:
+            out.append(f"{key}={hydra_value(value)}")
+    return out
 
 
 def apply_file(params_path: str | Path, cfg: Mapping[str, Any]) -> None:
