@@ -487,8 +487,9 @@ def add_spectral_cls(rep: Report, table: pd.DataFrame, metrics: dict[str, dict],
         "Ensembles trained on MNIST-1D (minibatch cross-entropy); every member's logits on "
         "straight paths between pairs of training inputs, minus the straight line between the "
         "path's end values, Fourier-transformed along the path; A_k is the squared magnitude "
-        "averaged over members, paths and classes. Each panel: the energy share R_k over "
-        "training; last panel: the frequency centroid. A rising centroid after the first "
+        "averaged over members, paths and classes. Each panel: the change of the energy share "
+        "R_k = log(A_k / Σ A) since the first logged step (dashed: initialization); last "
+        "panel: the frequency centroid. A rising centroid after the first "
         "updates means that higher frequencies are added later in training. "
         + spectral_cls_words(metrics),
         plots.spectral_cls_figure(table, style)))
@@ -540,7 +541,7 @@ def simplicity_table(pc_bias: dict[str, dict], spectral_cls: dict[str, dict],
 
     - principal-component: Spearman(eigenvalue, convergence step) <= -0.5;
     - spectral (1-D regression, ``spectral@``): the lowest frequency is learned first and
-      Spearman(k, learning step) >= 0.5 over the learned frequencies;
+      Spearman(k, learning step) >= 0.5, never-learned frequencies tied after the last step;
     - spectral (classification): Spearman(step, frequency centroid) >= 0.5 after
       initialization and the centroid rose from the first logged step to the end;
     - low rank (per phase, init and trained): Spearman(depth, effective rank) <= -0.5 and
@@ -555,10 +556,13 @@ def simplicity_table(pc_bias: dict[str, dict], spectral_cls: dict[str, dict],
                      "Spearman(eigenvalue, convergence step)", rho, bool(rho <= -RHO_CUT),
                      f"{m['converged_pcs']}/{m['pcs']} PCs converged"))
     for c, m in sorted(spectral.items()):
-        learned = {int(k): v for k, v in m["first_step_learned"].items() if v is not None}
-        rho = (float(spearmanr(list(learned), list(learned.values())).statistic)
-               if len(learned) >= 3 and len(set(learned.values())) > 1 else float("nan"))
-        lowest = min(int(k) for k in m["first_step_learned"])
+        # never-learned frequencies tie after the last step (censored), as in pc_bias
+        steps = {int(k): (m["steps"] + 1 if v is None else v)
+                 for k, v in m["first_step_learned"].items()}
+        learned = {k: v for k, v in m["first_step_learned"].items() if v is not None}
+        rho = (float(spearmanr(list(steps), list(steps.values())).statistic)
+               if len(set(steps.values())) > 1 else float("nan"))
+        lowest = min(steps)
         rows.append(("spectral (1-D regression)", c, "(see spectral.configs)",
                      "Spearman(k, learning step)", rho,
                      bool(m["first_learned"] == lowest and rho >= RHO_CUT),
