@@ -4,7 +4,8 @@ import argparse
 
 from _common import run
 
-PARAMS = ("plot", "model", "pc_bias.converged_fraction")
+PARAMS = ("plot", "model", "pc_bias.converged_fraction", "pc_bias.configs",
+          "spectral_cls.configs", "erank_depth.configs")
 
 
 def main() -> None:
@@ -85,7 +86,9 @@ def main() -> None:
         # together; the tables (a declared dependency) name the configurations
         bias = {}
         for study in ("pc_bias", "spectral_cls", "erank_depth"):
-            files = sorted((st / study).glob("*.csv")) if (st / study).is_dir() else []
+            # only the configs params.yaml declares now: a folder can still hold the
+            # tables of configs an earlier variant ran (DVC does not delete them)
+            files = [st / study / f"{c}.csv" for c in sorted(prm.get(f"{study}.configs"))]
             bias[study] = (pd.concat([pd.read_csv(f).assign(config=f.stem) for f in files])
                            if files else None,
                            {f.stem: read_json(Path(args.metrics).parent / f"{study}-{f.stem}.json")

@@ -263,14 +263,8 @@ def test_top_list_alignment_sentence():
 
 
 def test_pc_bias_sentences():
-    """README's pc_bias bullet states the stage's rank correlations. The committed default
-    report predates the stage (issue 13 note), so this reads the stage metrics of a local
-    run (`dvc repro pc_bias`) and skips without one."""
-    d = ROOT / "data" / "metrics"
-    if not (d / "pc_bias-linear.json").exists():
-        pytest.skip("no pc_bias run on disk (dvc repro pc_bias)")
-    pcb = {c: json.loads((d / f"pc_bias-{c}.json").read_text())
-           for c in ("linear", "relu", "linear-whitened")}
+    """README's pc_bias bullet states the committed report's rank correlations."""
+    pcb = {c: _study(f"pc_bias-{c}") for c in ("linear", "relu", "linear-whitened")}
     rho = {c: m["spearman_eigenvalue_vs_convergence"] for c, m in pcb.items()}
     text = README[README.index("- **pc_bias@<config>**"):]
     text = text[:text.index("\n- **")]
@@ -280,3 +274,20 @@ def test_pc_bias_sentences():
     assert rho["linear"] < -0.8 and rho["linear"] < rho["relu"]  # the bias, weaker in ReLU
     conv = pcb["relu"]["converged_pcs"]
     assert f"({conv} of 40 PCs converge" in text
+
+
+def test_simplicity_bias_sentences():
+    """README's spectral_cls and erank_depth bullets state the committed report's numbers."""
+    text = README.replace("\n  ", " ")
+    for c, word in (("mlp-clean", "clean"), ("mlp-noisy", "noisy")):
+        m = _study(f"spectral_cls-{c}")
+        assert f"**{m['centroid_first']:.3f} → {m['centroid_final']:.3f}** {word}" in text
+        assert m["centroid_spearman"] == pytest.approx(1.0)  # "Spearman with the step 1.00"
+    clean, noisy = _study("spectral_cls-mlp-clean"), _study("spectral_cls-mlp-noisy")
+    assert noisy["centroid_change"] > clean["centroid_change"] > 0  # "more of them"
+    for c, word in (("linear", "linear"), ("relu", "ReLU")):
+        m = _study(f"erank_depth-{c}")
+        i, t = m["init"]["erank"], m["trained"]["erank"]
+        assert (f"{word} **{i[0]:.1f} → {i[-1]:.1f}**" in text), c
+        assert f"**{t[0]:.1f} → {t[-1]:.1f}**" in text, c
+        assert m["init"]["spearman_depth"] < 0 and m["trained"]["spearman_depth"] < 0

@@ -229,10 +229,14 @@ def test_07_library_source_reruns_exactly_the_stages_declaring_it(shared):
 def test_07b_editing_one_study_module_makes_only_that_study_stale(shared):
     proj = shared.path
     assert_committed(proj)
+    spec = {"spectral_cls@mlp-clean", "spectral_cls@mlp-noisy"}
+    erank = {"erank_depth@relu", "erank_depth@linear"}
     for module, stages in (("spectral", {"spectral@relu-equal"}), ("ridgeless", {"ridgeless"}),
-                           ("effective_rank", {"probe"}), ("tradeoff", {"tradeoff"}),
+                           ("effective_rank", {"probe"} | erank), ("tradeoff", {"tradeoff"}),
                            ("collapse", {"collapse"}),
-                           ("pc_bias", {"pc_bias@linear", "pc_bias@relu"})):
+                           ("pc_bias", {"pc_bias@linear", "pc_bias@relu"}),
+                           ("spectral_cls", spec), ("erank_depth", erank),
+                           ("nets", spec | erank), ("grid", spec | erank)):
         path = proj / "src" / "biasvar" / "studies" / f"{module}.py"
         with open(path, "a") as f:
             f.write("# an edit\n")

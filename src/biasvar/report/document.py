@@ -529,6 +529,11 @@ SIMPLICITY_COLUMNS = ("bias", "config", "changed", "decides", "value", "holds", 
 RHO_CUT = 0.5
 
 
+def _verdict(value: float, ok: bool) -> bool | None:
+    """True / False, or None (undecided) when the deciding number is undefined (NaN)."""
+    return None if value != value else bool(ok)
+
+
 def _changed(m: dict) -> str:
     over = m.get("overrides") or {}
     return ", ".join(f"{k}={v}" for k, v in over.items()) if over else "(base)"
@@ -553,7 +558,7 @@ def simplicity_table(pc_bias: dict[str, dict], spectral_cls: dict[str, dict],
     for c, m in sorted(pc_bias.items()):
         rho = m["spearman_eigenvalue_vs_convergence"]
         rows.append(("principal-component", c, _changed(m),
-                     "Spearman(eigenvalue, convergence step)", rho, bool(rho <= -RHO_CUT),
+                     "Spearman(eigenvalue, convergence step)", rho, _verdict(rho, rho <= -RHO_CUT),
                      f"{m['converged_pcs']}/{m['pcs']} PCs converged"))
     for c, m in sorted(spectral.items()):
         # never-learned frequencies tie after the last step (censored), as in pc_bias
@@ -565,14 +570,14 @@ def simplicity_table(pc_bias: dict[str, dict], spectral_cls: dict[str, dict],
         lowest = min(steps)
         rows.append(("spectral (1-D regression)", c, "(see spectral.configs)",
                      "Spearman(k, learning step)", rho,
-                     bool(m["first_learned"] == lowest and rho >= RHO_CUT),
+                     _verdict(rho, m["first_learned"] == lowest and rho >= RHO_CUT),
                      f"k = {m['first_learned']} learned first; {len(learned)} of "
                      f"{len(m['first_step_learned'])} frequencies learned"))
     for c, m in sorted(spectral_cls.items()):
         rho = m["centroid_spearman"]
         rows.append(("spectral (classification)", c, _changed(m),
                      "Spearman(step, frequency centroid)", rho,
-                     bool(rho >= RHO_CUT and m["centroid_change"] > 0),
+                     _verdict(rho, rho >= RHO_CUT and m["centroid_change"] > 0),
                      f"centroid {m['centroid_first']:.4f} → {m['centroid_final']:.4f}; "
                      f"test error {m['final_test_error']:.3f}"))
     for c, m in sorted(erank_depth.items()):
@@ -580,30 +585,37 @@ def simplicity_table(pc_bias: dict[str, dict], spectral_cls: dict[str, dict],
             e = m[ph]
             rho = e["spearman_depth"]
             rows.append((f"low rank ({ph})", c, _changed(m), "Spearman(depth, effective rank)",
-                         rho, bool(rho <= -RHO_CUT and e["ratio_deepest_shallowest"] < 1),
+                         rho, _verdict(rho, rho <= -RHO_CUT
+                                       and e["ratio_deepest_shallowest"] < 1),
                          f"erank {e['erank'][0]:.1f} → {e['erank'][-1]:.1f} over depths "
                          f"{m['depths'][0]}–{m['depths'][-1]}"))
     return pd.DataFrame(rows, columns=list(SIMPLICITY_COLUMNS))
 
 
 def simplicity_words(table: pd.DataFrame) -> str:
-    """Per bias: in how many of its configs it holds, and which configs it fails in."""
+    """Per bias: in how many of its configs it holds, which it fails in, which are
+    undecided (the deciding number undefined, e.g. no PC converged)."""
     parts = []
     for bias, d in table.groupby("bias", sort=False):
-        fails = d[~d.holds].config.tolist()
-        parts.append(f"{bias}: holds in {int(d.holds.sum())} of {len(d)} configs"
-                     + (f" (not in {', '.join(fails)})" if fails else ""))
+        fails = d[d.holds.map(lambda h: h is False)].config.tolist()
+        open_ = d[d.holds.isna()].config.tolist()
+        parts.append(f"{bias}: holds in {int((d.holds == True).sum())} of {len(d)} configs"  # noqa: E712
+                     + (f" (not in {', '.join(fails)})" if fails else "")
+                     + (f" (undecided in {', '.join(open_)})" if open_ else ""))
     return "; ".join(parts) + "."
 
 
 def add_simplicity_summary(rep: Report, table: pd.DataFrame) -> None:
     """The grid's summary table as a Markdown section of the report README."""
-    show = table.assign(holds=table.holds.map({True: "yes", False: "no"}))
+    show = table.assign(holds=table.holds.map(
+        lambda h: "undecided" if h is None else ("yes" if h else "no")))
     rep.sections += [
         "## Simplicity biases: which holds where", "",
         "One row per bias and config (a factor level of the grid: what the config changes "
         "from its study's base settings). A bias *holds* when the deciding rank correlation "
-        f"is at least {RHO_CUT} in the direction the bias predicts (rules: "
+        f"is at least {RHO_CUT} in the direction the bias predicts; *undecided* when that "
+        "number is undefined (e.g. no principal component converged: the criterion is "
+        "relative to the initial spread, see docs/studies.md) (rules: "
         "`biasvar.report.document.simplicity_table`). " + simplicity_words(table), "",
         markdown_table(show), ""]
 

@@ -351,9 +351,18 @@ def pc_bias_figure(table: pd.DataFrame, conv: pd.DataFrame, style: Style) -> plt
     from matplotlib.colors import LogNorm
 
     configs = sorted(table.config.unique())
-    n = len(configs)
-    fig, axes = plt.subplots(2, n, figsize=(style.panel_size * 1.3 * n, style.panel_size * 2.3),
-                             squeeze=False)
+    # at most 5 configs per row pair (sd curves above, convergence steps below)
+    cols = min(len(configs), 5)
+    pairs = -(-len(configs) // cols)
+    fig, grid = plt.subplots(2 * pairs, cols, squeeze=False,
+                             figsize=(style.panel_size * 1.3 * cols,
+                                      style.panel_size * 2.3 * pairs))
+    top = [grid[2 * (i // cols), i % cols] for i in range(len(configs))]
+    bottom = [grid[2 * (i // cols) + 1, i % cols] for i in range(len(configs))]
+    for i in range(len(configs), pairs * cols):  # empty slots of the last row pair
+        grid[2 * (i // cols), i % cols].remove()
+        grid[2 * (i // cols) + 1, i % cols].remove()
+    axes = [top, bottom]
     ev = table.eigenvalue[table.eigenvalue > 0]
     norm = LogNorm(vmin=ev.min(), vmax=ev.max())
     cmap = plt.get_cmap("viridis")
@@ -368,7 +377,8 @@ def pc_bias_figure(table: pd.DataFrame, conv: pd.DataFrame, style: Style) -> plt
         ax.set_title(c)
     axes[0][0].set_ylabel("member sd along PC / at init")
     sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=list(axes[0]), label="eigenvalue of the PC", shrink=0.9)
+    fig.subplots_adjust(right=0.9, hspace=0.45)
+    fig.colorbar(sm, cax=fig.add_axes((0.92, 0.3, 0.012, 0.4)), label="eigenvalue of the PC")
     steps_max = float(table.step.max())
     for ax, c in zip(axes[1], configs, strict=True):
         d = conv[conv.config == c]
@@ -425,7 +435,7 @@ def spectral_cls_figure(table: pd.DataFrame, style: Style) -> plt.Figure:
         ax.plot(cen.index, cen.to_numpy(), marker="o", ms=2, color=f"C{i}", label=c)
     ax.set_xlabel("training step")
     ax.set_ylabel("frequency centroid Σ k A_k / Σ A_k")
-    ax.legend(fontsize="xx-small")
+    ax.legend(fontsize="xx-small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.suptitle("Spectral bias on MNIST-1D classification: logits along input paths")
     return fig
 
