@@ -236,7 +236,8 @@ def test_07b_editing_one_study_module_makes_only_that_study_stale(shared):
                            ("collapse", {"collapse"}),
                            ("pc_bias", {"pc_bias@linear", "pc_bias@relu"}),
                            ("spectral_cls", spec), ("erank_depth", erank),
-                           ("nets", spec | erank), ("grid", spec | erank)):
+                           ("nets", spec | erank),
+                           ("grid", spec | erank | {"pc_bias@linear", "pc_bias@relu"})):
         path = proj / "src" / "biasvar" / "studies" / f"{module}.py"
         with open(path, "a") as f:
             f.write("# an edit\n")

@@ -1,7 +1,8 @@
-"""The factor grid of the simplicity-bias studies (``spectral_cls``, ``erank_depth``): each
-config is the section's ``base`` settings updated by a few overrides, so a config names
-the factors it changes (activation, depth, width, optimizer, init scale, data) and the
-report can say, per factor level, whether a bias holds."""
+"""The factor grid of the simplicity-bias studies (``pc_bias``, ``spectral_cls``,
+``erank_depth``): each config is the section's ``base`` settings updated by a few
+overrides, so a config names the factors it changes (activation, depth, width,
+optimizer, init scale, data) and the report can say, per factor level, whether a
+bias holds."""
 
 from __future__ import annotations
 

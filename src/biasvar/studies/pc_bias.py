@@ -35,8 +35,6 @@ factor; ``tests/test_pc_bias.py`` checks the measured ratio against it.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -46,9 +44,9 @@ from pydantic import Field, model_validator
 from biasvar.core.config import Choice, Int, PositiveFloat, Section, Seed, UnitInterval
 from biasvar.core.errors import ParamError
 from biasvar.studies.common import StudyResult
+from biasvar.studies.grid import expand_configs
 
 ACTIVATIONS = ("linear", "relu", "tanh")
-CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a config names a stage and files
 DATA_VERSIONS = ("pca", "whitened")
 
 # The tidy table: one row per (logged step, principal component).
@@ -120,20 +118,14 @@ class PCBiasParams(Section):
     @property
     def runs(self) -> tuple[PCBiasRun, ...]:
         out = []
-        for name, over in self.configs.items():
-            where = f"pc_bias.configs.{name}"
-            if not CONFIG_NAME.match(str(name)):
-                raise ParamError("pc_bias.configs", name, "names of letters, digits, '-' and "
-                                 "'_' (they name stages and files)")
-            if not isinstance(over, Mapping):
-                raise ParamError(where, over, "a mapping of pc_bias.base keys to override")
-            PCBiasSettings.from_dict(self.base)
-            s = PCBiasSettings.from_dict({**self.base, **over}, where=where)
+        for name, s in expand_configs("pc_bias", self.base, self.configs, PCBiasSettings):
             if self.log_every > s.steps:
-                key = f"{where}.steps" if "steps" in over else "pc_bias.base.steps"
+                over = self.configs[name]
+                key = (f"pc_bias.configs.{name}.steps" if "steps" in over
+                       else "pc_bias.base.steps")
                 raise ParamError(key, s.steps, f"an integer >= pc_bias.log_every = "
                                  f"{self.log_every}")
-            out.append(PCBiasRun(str(name), **s.model_dump(), log_every=self.log_every,
+            out.append(PCBiasRun(name, **s.model_dump(), log_every=self.log_every,
                                  converged_fraction=self.converged_fraction, seed=self.seed))
         return tuple(out)
 
