@@ -246,3 +246,17 @@ def test_calibration_intervention_figure(tables):
     before = [ln for ln in _lines(axes[2]) if ln.get_label() == "before, clean labels"][0]
     np.testing.assert_allclose(before.get_ydata(),
                                table[table.label_noise == 0].sort_values("width").gap_before)
+
+
+def test_width_tick_labels_never_collide_and_keep_the_ends():
+    """On the paper's fine grid every width keeps a tick, labels are at least a tenth
+    of the log span apart, the ends and powers of two are labelled first."""
+    fine = [8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 64, 128]
+    labels = plots.tick_labels(fine)
+    assert labels == ["8", "12", "16", "", "24", "", "32", "", "", "48", "64", "128"]
+    kept = np.log2([w for w, lab in zip(fine, labels, strict=True) if lab])
+    assert np.diff(kept).min() >= 0.1 * np.log2(128 / 8)
+    # a coarse grid is labelled in full
+    assert plots.tick_labels([4, 8, 16, 32, 64, 128]) == ["4", "8", "16", "32", "64", "128"]
+    # the widest width keeps its label; a width next to it loses its own
+    assert plots.tick_labels([8, 16, 32, 34]) == ["8", "16", "", "34"]

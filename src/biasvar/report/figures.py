@@ -35,13 +35,37 @@ def _noise_label(p: float) -> str:
     return "clean labels" if p == 0 else f"label noise {p:g}"
 
 
-def _width_axis(ax, widths) -> None:
-    """Log2 width axis with the swept widths as plain-number ticks."""
-    from matplotlib.ticker import FixedLocator, NullLocator
+def tick_labels(widths, min_fraction: float = 0.1) -> list[str]:
+    """Labels for ticks at every swept width on a log axis, blank where they would collide.
 
+    A fine grid (8, 12, 16, 20, 24, 28, 32, 36, ...) puts ticks closer than a label
+    is wide. Labels are kept in priority order (the two ends, then powers of two,
+    then the rest, narrowest first) when they are at least ``min_fraction`` of the
+    axis' log span away from every label already kept; the ticks themselves stay.
+    """
+    ws = sorted(float(w) for w in widths)
+    if len(ws) < 2:
+        return [f"{w:g}" for w in ws]
+    pos = np.log2(ws)
+    gap = min_fraction * (pos[-1] - pos[0])
+    ends = [0, len(ws) - 1]
+    pow2 = [i for i, w in enumerate(ws) if w.is_integer() and int(w) & (int(w) - 1) == 0]
+    order = list(dict.fromkeys(ends + pow2 + list(range(len(ws)))))
+    kept: list[int] = []
+    for i in order:
+        if all(abs(pos[i] - pos[j]) >= gap - 1e-12 for j in kept):
+            kept.append(i)
+    return [f"{w:g}" if i in kept else "" for i, w in enumerate(ws)]
+
+
+def _width_axis(ax, widths) -> None:
+    """Log2 width axis with a tick at every swept width, labelled where labels fit."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+    ws = sorted(set(float(w) for w in widths))
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_locator(FixedLocator(sorted(widths)))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_locator(FixedLocator(ws))
+    ax.xaxis.set_major_formatter(FixedFormatter(tick_labels(ws)))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("width (hidden units)")
 
