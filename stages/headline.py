@@ -1,4 +1,5 @@
-"""headline: the dozen numbers `dvc exp show` prints (metrics/headline.json), from the fits."""
+"""headline: the dozen numbers `dvc exp show` prints (metrics/headline.json), from the fits,
+and the per-width curves behind them (metrics/width_curves/, for `dvc plots diff`)."""
 
 import argparse
 
@@ -12,19 +13,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--alignment", required=True, help="regress's metrics/alignment.json")
     ap.add_argument("--out", required=True, help="headline metrics (JSON)")
+    ap.add_argument("--curves", required=True,
+                    help="directory for the per-level width curves (CSV, DVC plots)")
     args = ap.parse_args()
 
     from biasvar.core.errors import InputError
     from biasvar.core.io import read_json, write_json
-    from biasvar.report.headline import headline
+    from biasvar.report.headline import headline, width_curves, write_width_curves
 
     try:
-        numbers = headline(read_json(args.alignment))
+        alignment = read_json(args.alignment)
+        numbers = headline(alignment)
+        curves = width_curves(alignment)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise InputError(f"{args.alignment}: not an alignment metrics file "
                          f"({e.__class__.__name__}: {e})") from e
     write_json(args.out, numbers)
-    print(f"headline: {sum(len(v) for v in numbers.values())} numbers -> {args.out}")
+    write_width_curves(curves, args.curves)
+    print(f"headline: {sum(len(v) for v in numbers.values())} numbers -> {args.out}; "
+          f"width curves of {len(curves)} levels -> {args.curves}")
 
 
 if __name__ == "__main__":

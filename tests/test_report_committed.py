@@ -39,6 +39,48 @@ def test_headline_is_computed_from_the_report_metrics():
     assert sum(len(v) for v in committed.values()) <= 15
 
 
+def test_width_curves_are_the_committed_per_config_numbers():
+    """``metrics/width_curves/<level>.csv`` (the DVC plots ``dvc plots diff`` overlays)
+    hold, per level and width, exactly the committed fits and errors."""
+    import pandas as pd
+
+    from biasvar.report.headline import WIDTH_CURVE_COLUMNS
+
+    alignment = _report_metrics()["alignment"]
+    files = sorted((ROOT / "metrics" / "width_curves").glob("*.csv"))
+    headline_levels = json.loads((ROOT / "metrics" / "headline.json").read_text())
+    assert [f.stem for f in files] == sorted(headline_levels)
+    for level_key, per_width in alignment.items():
+        pct = float(level_key.split("-")[1]) * 100
+        t = pd.read_csv(ROOT / "metrics" / "width_curves" / f"n{pct:g}.csv")
+        assert tuple(t.columns) == WIDTH_CURVE_COLUMNS
+        assert t.width.tolist() == sorted(int(k.split("-")[1]) for k in per_width)
+        for row in t.itertuples():
+            fit = per_width[f"width-{row.width}"]
+            for col, key in [("member_test_error", "member_test_error"),
+                             ("ensemble_test_error", "test_error"), ("bias2", "bias2"),
+                             ("variance", "var"), ("slope", "slope"), ("r2", "r2")]:
+                assert getattr(row, col) == pytest.approx(fit[key], rel=1e-5), (level_key, col)
+
+
+def test_write_width_curves_replaces_the_folder(tmp_path):
+    """A level dropped from the params leaves no stale file behind; NaN is refused."""
+    from biasvar.report.headline import width_curves, write_width_curves
+
+    fit = {"slope": 0.5, "r2": 0.9, "member_test_error": 0.5, "test_error": 0.4,
+           "bias2": 0.3, "var": 0.1}
+    out = tmp_path / "curves"
+    write_width_curves(width_curves({"noise-0.0": {"width-8": fit},
+                                     "noise-0.2": {"width-8": fit}}), out)
+    assert sorted(p.name for p in out.iterdir()) == ["n0.csv", "n20.csv"]
+    write_width_curves(width_curves({"noise-0.0": {"width-8": fit, "width-4": fit}}), out)
+    assert sorted(p.name for p in out.iterdir()) == ["n0.csv"]
+    assert (out / "n0.csv").read_text().splitlines()[1].startswith("4,0.5,0.4,0.3,0.1,0.5,0.9")
+    with pytest.raises(ValueError, match="n0"):
+        write_width_curves(width_curves({"noise-0.0": {"width-8": {**fit, "var": float("nan")}}}),
+                           out)
+
+
 def test_report_metrics_are_the_stage_metrics_on_disk():
     """``reports/<name>/metrics.json`` holds exactly the stages' ``data/metrics/*.json``."""
     report = _report_metrics()

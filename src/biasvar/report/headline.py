@@ -16,6 +16,10 @@ two experiments:
 
 Keys are short on purpose (``n0.slope``, ``n15.dd_w``: level, then number):
 `dvc exp show` makes one column per key.
+
+The per-width detail behind these numbers goes to ``width_curves``: one small
+table per level (``metrics/width_curves/<level>.csv``), declared as DVC plots,
+so that ``dvc plots diff <exp>`` overlays two experiments' curves against width.
 """
 
 from __future__ import annotations
@@ -67,3 +71,49 @@ def headline(alignment: Mapping[str, Any]) -> dict[str, Any]:
             "dd_fall": round(dd_fall, 4),
         }
     return out
+
+
+# Columns of metrics/width_curves/<level>.csv (one row per width, sorted).
+WIDTH_CURVE_COLUMNS = ("width", "member_test_error", "ensemble_test_error", "bias2", "variance",
+                       "slope", "r2")
+
+
+def width_curves(alignment: Mapping[str, Any]) -> dict[str, list[dict[str, float]]]:
+    """Per level (``n0``, ``n15``, as in ``headline``), the per-width rows of
+    ``WIDTH_CURVE_COLUMNS``: mean-member and ensemble test error, mean plug-in
+    MSE bias² and variance, and the alignment fit (slope, R²) at that width."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for level, per_width in sorted(alignment.items()):
+        rows = []
+        for w in sorted(int(k.split("-")[1]) for k in per_width):
+            r = per_width[f"width-{w}"]
+            rows.append({"width": w, "member_test_error": float(r["member_test_error"]),
+                         "ensemble_test_error": float(r["test_error"]),
+                         "bias2": float(r["bias2"]), "variance": float(r["var"]),
+                         "slope": float(r["slope"]), "r2": float(r["r2"])})
+        out[_level(level)] = rows
+    return out
+
+
+def write_width_curves(curves: Mapping[str, list[dict[str, float]]], out_dir) -> list:
+    """Write one CSV per level into ``out_dir`` (replaced whole, so that a level
+    dropped from the params leaves no stale file); returns the paths."""
+    import shutil
+    from pathlib import Path
+
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    paths = []
+    for level, rows in curves.items():
+        table = pd.DataFrame(rows, columns=list(WIDTH_CURVE_COLUMNS))
+        if table.isna().any().any() or not table.width.is_monotonic_increasing:
+            raise ValueError(f"width curves of {level}: missing values or unsorted widths")
+        table.to_csv(tmp / f"{level}.csv", index=False, float_format="%.6g")
+        paths.append(out_dir / f"{level}.csv")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return paths

@@ -3,7 +3,7 @@
 ``python -m biasvar.tools.parallel --provenance DIR`` calls it after a run.
 DIR receives:
 
-- ``params.yaml``, ``dvc.lock`` and ``headline.json`` of the run (copied:
+- ``params.yaml``, ``dvc.lock``, ``headline.json`` and ``width_curves/`` of the run (copied:
   the lock pins every input, output and parameter by hash; the headline is
   the run's one DVC metric, ``metrics/headline.json``);
 - ``run.json``: commit, command, wall time, jobs and threads, the machine
@@ -68,6 +68,9 @@ def write_provenance(out: Path, cwd: Path, command: str, wall_s: float, jobs: in
         shutil.copyfile(cwd / name, out / name)
     if (cwd / "metrics" / "headline.json").exists():
         shutil.copyfile(cwd / "metrics" / "headline.json", out / "headline.json")
+    if (cwd / "metrics" / "width_curves").is_dir():  # the per-width curves behind the headline
+        shutil.rmtree(out / "width_curves", ignore_errors=True)
+        shutil.copytree(cwd / "metrics" / "width_curves", out / "width_curves")
     rows = [{"stage": r.stage, "wall_s": round(r.wall_s, 1),
              "max_rss_mib": round(r.max_rss_mib, 1), "job": r.job} for r in stages]
     info = {
@@ -108,8 +111,8 @@ def run_markdown(info: dict[str, Any]) -> str:
         f"Python {m['python']}, torch {m['torch']}, "
         + (f"GPU {m['gpu']}." if m["gpu"] else "no GPU."),
         f"- Finished: {info['finished']}.",
-        "- `params.yaml`, `dvc.lock` and `headline.json` in this folder are the run's; "
-        "`run.json` has all of this in machine-readable form.",
+        "- `params.yaml`, `dvc.lock`, `headline.json` and `width_curves/` in this folder are "
+        "the run's; `run.json` has all of this in machine-readable form.",
     ]
     if peak is not None:
         lines.append(f"- Peak memory of any stage: {peak['max_rss_mib'] / 1024:.2f} GiB "
