@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-samples", type=int, default=8000)
     p.add_argument("--train-split", type=float, default=0.5)
     p.add_argument("--label-noise", type=float, default=0.15)
-    p.add_argument("--split", default="bootstrap", choices=["bootstrap", "full"])
+    p.add_argument("--split", default="bootstrap", choices=["bootstrap", "full", "half"])
     p.add_argument("--members", type=int, default=32)
     p.add_argument("--seeds-per-draw", type=int, default=4)
     p.add_argument("--depth", type=int, default=2)

@@ -50,7 +50,7 @@ BAD = [
     ("train.batch_size", 5000, "at most the 2000 examples"),
     ("train.momentum", 1.0, "[0, 1)"),
     ("model.residual", "yes", "true or false"),
-    ("split.method", "jackknife", "one of bootstrap, disjoint, full"),
+    ("split.method", "jackknife", "one of bootstrap, disjoint, full, half"),
     ("runtime.device", "tpu", "one of auto, cpu, cuda"),
     ("model.depht", 3, "unknown key"),
     ("decompose.intervals", 1, "true or false"),

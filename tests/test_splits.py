@@ -39,6 +39,24 @@ def test_full_is_everything():
     np.testing.assert_array_equal(draw_indices("full", 50, 7, seed=3), np.arange(50))
 
 
+def test_half_is_half_without_replacement_and_independent_across_draws():
+    """Half-sampling: n // 2 distinct indices per draw; two draws overlap like two
+    independent halves (expected overlap n/4, sd ~ sqrt(n)/4 for large n)."""
+    n = 4001
+    draws = [draw_indices("half", n, d, seed=0) for d in range(20)]
+    for idx in draws:
+        assert len(idx) == n // 2 == len(np.unique(idx))
+        assert idx.min() >= 0 and idx.max() < n
+    overlaps = [len(np.intersect1d(draws[0], d)) for d in draws[1:]]
+    # hypergeometric mean (n//2)^2 / n = 500, sd ~ 16: all 19 within 5 sd
+    assert all(abs(o - (n // 2) ** 2 / n) < 5 * 16 for o in overlaps)
+    # every example is in about half of the draws
+    counts = np.bincount(np.concatenate(draws), minlength=n) / len(draws)
+    assert abs(counts.mean() - 0.5) < 1e-3
+    np.testing.assert_array_equal(draws[3], make_split("half", n, [2, 3], seed=0).for_draw(3))
+    assert not np.array_equal(draws[0], draw_indices("half", n, 0, seed=1))
+
+
 def test_round_trip(tmp_path):
     s = make_split("bootstrap", 100, [0, 1, 2], seed=0)
     save_split(s, tmp_path / "s.npz")

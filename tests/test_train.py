@@ -57,7 +57,7 @@ def _numpy_scores(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
     return -logp[np.arange(len(y)), y], (logits.argmax(axis=1) != y).astype(float)
 
 
-@pytest.mark.parametrize("method", ["bootstrap", "disjoint", "full"])
+@pytest.mark.parametrize("method", ["bootstrap", "disjoint", "full", "half"])
 def test_in_bag_and_out_of_bag_scores(small_dataset, method):
     ds, members, spd = small_dataset, [0, 1, 2, 3], 2
     split = make_split(method, ds.n_train, [0, 1], seed=3, parts=2)
@@ -84,7 +84,7 @@ def test_in_bag_and_out_of_bag_scores(small_dataset, method):
             np.testing.assert_allclose(r.curves[k][-1, i], m[k], rtol=1e-6)
     if method == "bootstrap":  # ~63 % distinct examples
         assert 0.55 < r.metrics[0]["n_in_bag"] / ds.n_train < 0.7
-    if method == "disjoint":
+    if method in ("disjoint", "half"):
         assert r.metrics[0]["n_in_bag"] == ds.n_train // 2
     assert r.curves["step"].tolist() == [10, 20, 30]
     assert r.curves["in_bag_error"].shape == (3, 4)

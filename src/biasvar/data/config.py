@@ -119,7 +119,7 @@ class SplitParams(Section):
     """
 
     SECTION: ClassVar[str] = "split"
-    method: Choice("bootstrap", "disjoint", "full")
+    method: Choice("bootstrap", "disjoint", "full", "half")
     seed: Seed
     parts: Annotated[int | None, Field(ge=2, description="null or an integer >= 2")]
 

@@ -7,6 +7,11 @@ draw d is the same resample everywhere (paired comparisons across the sweep).
 - ``bootstrap``: n_train indices sampled with replacement (Neal; Chen).
 - ``disjoint``: one seeded permutation cut into K equal parts; draw d takes
   part d (Yang et al.); leftover ``n_train mod K`` examples are unused.
+- ``half``: n_train // 2 distinct indices drawn without replacement, independently
+  per draw (half-sampling, "subagging" with m = n/2; Buja & Stuetzle 2006): every
+  member fits as many distinct examples as a bootstrap of the smaller set would
+  only nominally hold, and each exactly once (no duplicated, double-weighted
+  examples). Draws still differ, so Neal's sampling variance is defined.
 - ``full``: every draw is the whole training set; only seeds differ.
 """
 
@@ -21,7 +26,7 @@ from biasvar.core.errors import InputError
 from biasvar.core.io import atomic_path
 from biasvar.core.rng import numpy_generator
 
-METHODS = ("bootstrap", "disjoint", "full")
+METHODS = ("bootstrap", "disjoint", "full", "half")
 
 
 def draw_indices(method: str, n_train: int, draw: int, seed: int,
@@ -31,6 +36,9 @@ def draw_indices(method: str, n_train: int, draw: int, seed: int,
         return numpy_generator(seed, "bootstrap", draw).integers(0, n_train, size=n_train)
     if method == "full":
         return np.arange(n_train, dtype=np.int64)
+    if method == "half":
+        perm = numpy_generator(seed, "half", draw).permutation(n_train)
+        return np.sort(perm[: n_train // 2]).astype(np.int64)
     if method == "disjoint":
         if parts is None or not 0 <= draw < parts:
             raise ValueError(f"disjoint split needs 0 <= draw < parts, got {draw}, {parts}")
