@@ -51,7 +51,7 @@ def _get(d: dict, key: str):
 
 def test_every_embedded_figure_is_committed():
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", _readme())
-    assert len(figures) == 12
+    assert len(figures) == 15
     for f in figures:
         assert (REPORT / f).stat().st_size > 10_000, f
 
@@ -68,7 +68,7 @@ def test_the_run_used_the_paper_config():
     # the lock also keeps the default run's entries it was cloned with; the paper's are all there
     want = {f"train@{p}-{w}-{b}" for p in params["data"]["label_noise"] for w in e["widths"]
             for b in e["blocks"]}
-    assert len(want) == 48 and want <= set(lock)
+    assert len(want) == 22 and want <= set(lock)
     assert lock["plot"]["params"]["params.yaml"]["plot"]["report"] == "paper"
 
 
@@ -84,7 +84,7 @@ def test_key_numbers_table_matches_metrics():
     key = text[text.index("## Key numbers"):text.index("## Population estimates")]
     metrics = _metrics()["alignment"]
     rows = [r for r in key.splitlines() if re.match(r"^\| [0-9.]+ \| \d+ \|", r)]
-    assert len(rows) == sum(len(v) for v in metrics.values()) == 24
+    assert len(rows) == sum(len(v) for v in metrics.values()) == 22
     for r in rows:
         cells = [c.strip() for c in r.strip("|").split("|")]
         m = metrics[f"noise-{float(cells[0]):g}"][f"width-{int(cells[1])}"]
@@ -115,13 +115,11 @@ def test_double_descent_caption_is_the_metrics():
 def test_double_descent_under_label_noise_at_the_threshold():
     """Issue 11's criterion on the committed run: with 15 % label noise the mean-member
     test error peaks within one grid step of the threshold and >= 5 points above the
-    widest width; clean labels show no peak. The rise above the minimum before the
-    peak is 1.9 points, short of the issue's 3 (README and docs/paper.md say so): this
-    test pins that number so that a rerun which changes it is noticed."""
+    widest width, and >= 3 points above the lowest error before it; clean labels show
+    no peak. The rise is pinned (5.9 points) so that a rerun which changes it is noticed."""
+    from biasvar.data.config import n_train_examples
     from biasvar.report.document import threshold_width
     from biasvar.report.headline import interior_peak
-
-    from biasvar.data.config import n_train_examples
 
     widths, err = _member_error_curve("noise-0.15")
     w, rise, fall = interior_peak(widths, err)
@@ -133,7 +131,8 @@ def test_double_descent_under_label_noise_at_the_threshold():
     nearest = int(np.argmin([abs(np.log(x / thr)) for x in widths]))
     assert abs(widths.index(w) - nearest) <= 1, (w, thr)
     assert fall >= 0.05, fall
-    assert rise == pytest.approx(0.0187, abs=5e-4)
+    assert rise >= 0.03, rise
+    assert rise == pytest.approx(0.0591, abs=5e-4)
     cw, cerr = _member_error_curve("noise-0")
     assert interior_peak(cw, cerr)[0] is None  # clean labels: no interior peak
 
@@ -145,7 +144,7 @@ def test_provenance_states_time_machine_and_memory():
     assert info["machine"]["cores"] >= 1 and info["machine"]["cpu"]
     lock = yaml.safe_load((PROV / "dvc.lock").read_text())["stages"]
     measured = {r["stage"] for r in info["stages"]}
-    assert measured <= set(lock) and len(measured) == 66  # every stage of the paper run
+    assert measured <= set(lock) and len(measured) == 46  # every stage of the paper run
     assert max(r["max_rss_mib"] for r in info["stages"]) < 4096
     run_md = (PROV / "RUN.md").read_text()
     mins, secs = divmod(round(info["wall_s"]), 60)
