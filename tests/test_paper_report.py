@@ -168,3 +168,14 @@ def test_readme_paper_sentences_are_the_committed_numbers():
     h = json.loads((PROV / "headline.json").read_text())
     assert f"slope {h['n0']['slope']:.3f} (R² {h['n0']['r2']:.3f}) clean" in text
     assert f"{h['n15']['slope']:.3f}\n  (R² {h['n15']['r2']:.3f}) noisy" in text
+
+
+def test_second_run_gave_the_same_headline_and_states_its_time():
+    """``RERUN.md``: the paper study run twice on one machine gave identical numbers."""
+    first = json.loads((PROV / "headline.json").read_text())
+    second = json.loads((PROV / "rerun" / "headline.json").read_text())
+    assert second == first
+    rerun = json.loads((PROV / "rerun" / "run.json").read_text())
+    assert rerun["commit"] == json.loads((PROV / "run.json").read_text())["commit"]
+    mins, secs = divmod(round(rerun["wall_s"]), 60)
+    assert f"{mins} min {secs} s" in (PROV / "RERUN.md").read_text()
