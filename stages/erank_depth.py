@@ -17,13 +17,11 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics (JSON)")
     args = ap.parse_args()
 
-    from biasvar.core.config import load_declared, load_runtime
+    from biasvar.core.config import load_runtime
     from biasvar.studies.erank_depth import ErankDepthParams
+    from biasvar.studies.grid import overrides, read_config
 
-    prm = load_declared(p.replace("${key}", args.config) for p in PARAMS)
-    raw = {k: prm.get(f"erank_depth.{k}")
-           for k in ("num_samples", "data_seed", "depths", "center", "seed", "base")}
-    raw["configs"] = {args.config: prm.get(f"erank_depth.configs.{args.config}")}
+    raw = read_config(PARAMS, args.config)
     c = ErankDepthParams.from_dict(raw).runs[0]
 
     from biasvar.data.dataset import make_mnist1d
@@ -34,9 +32,7 @@ def main() -> None:
     # small matmuls: one thread unless runtime.threads says otherwise
     result = erank_depth(d["x"], d["y"], d["x_test"], d["y_test"], c,
                          threads=load_runtime().threads or 1)
-    # the config's overrides of the base settings: the factor levels the report's
-    # simplicity-bias summary names
-    result.metrics["overrides"] = dict(raw["configs"][args.config] or {})
+    result.metrics["overrides"] = overrides(raw, args.config)
     write_result(result, args.out, args.metrics)
     m = result.metrics
     print(f"erank_depth@{c.name}: depths {list(c.depths)}, width {c.width}, {c.members} members; "

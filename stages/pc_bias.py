@@ -17,13 +17,11 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics (JSON)")
     args = ap.parse_args()
 
-    from biasvar.core.config import load_declared, load_runtime
+    from biasvar.core.config import load_runtime
+    from biasvar.studies.grid import overrides, read_config
     from biasvar.studies.pc_bias import PCBiasParams
 
-    prm = load_declared(p.replace("${key}", args.config) for p in PARAMS)
-    raw = {k: prm.get(f"pc_bias.{k}") for k in ("num_samples", "data_seed", "log_every",
-                                                 "converged_fraction", "seed", "base")}
-    raw["configs"] = {args.config: prm.get(f"pc_bias.configs.{args.config}")}
+    raw = read_config(PARAMS, args.config)
     cfg = PCBiasParams.from_dict(raw)
     c = cfg.runs[0]
 
@@ -34,9 +32,7 @@ def main() -> None:
     data = make_mnist1d(cfg.num_samples, 0.5, cfg.data_seed)  # the training half
     # small full-batch matmuls: one thread unless runtime.threads says otherwise
     result = pc_bias(data["x"], data["y"], c, threads=load_runtime().threads or 1)
-    # the config's overrides of the base settings: the factor levels the report's
-    # simplicity-bias summary names
-    result.metrics["overrides"] = dict(raw["configs"][args.config] or {})
+    result.metrics["overrides"] = overrides(raw, args.config)
     write_result(result, args.out, args.metrics)
     m = result.metrics
     print(f"pc_bias@{c.name}: {c.members} members, {c.steps} steps, final loss "

@@ -17,13 +17,11 @@ def main() -> None:
     ap.add_argument("--metrics", required=True, help="metrics (JSON)")
     args = ap.parse_args()
 
-    from biasvar.core.config import load_declared, load_runtime
+    from biasvar.core.config import load_runtime
+    from biasvar.studies.grid import overrides, read_config
     from biasvar.studies.spectral_cls import SpectralClsParams
 
-    prm = load_declared(p.replace("${key}", args.config) for p in PARAMS)
-    raw = {k: prm.get(f"spectral_cls.{k}") for k in ("num_samples", "data_seed", "paths",
-                                                      "points", "log_every", "seed", "base")}
-    raw["configs"] = {args.config: prm.get(f"spectral_cls.configs.{args.config}")}
+    raw = read_config(PARAMS, args.config)
     c = SpectralClsParams.from_dict(raw).runs[0]
 
     from biasvar.data.dataset import make_mnist1d
@@ -33,9 +31,7 @@ def main() -> None:
     d = make_mnist1d(raw["num_samples"], 0.5, raw["data_seed"])
     result = spectral_cls(d["x"], d["y"], d["x_test"], d["y_test"], c,
                           threads=load_runtime().threads or 1)
-    # the config's overrides of the base settings: the factor levels the report's
-    # simplicity-bias summary names
-    result.metrics["overrides"] = dict(raw["configs"][args.config] or {})
+    result.metrics["overrides"] = overrides(raw, args.config)
     write_result(result, args.out, args.metrics)
     m = result.metrics
     print(f"spectral_cls@{c.name}: {c.members} {c.arch} members, {c.steps} steps; frequency "

@@ -179,3 +179,58 @@ def test_second_run_gave_the_same_headline_and_states_its_time():
     assert rerun["commit"] == json.loads((PROV / "run.json").read_text())["commit"]
     mins, secs = divmod(round(rerun["wall_s"]), 60)
     assert f"{mins} min {secs} s" in (PROV / "RERUN.md").read_text()
+
+
+def _key_table() -> dict[tuple[float, int], dict[str, float]]:
+    """The report's key-number table: (label noise, width) -> column -> value."""
+    text = _readme()
+    lines = text[text.index("## Key numbers"):text.index("## Population estimates")].splitlines()
+    header = next(r for r in lines if r.startswith("| label_noise"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    out = {}
+    for r in lines:
+        if re.match(r"^\| [0-9.]+ \| \d+ \|", r):
+            cells = [float(c) for c in r.strip("|").split("|")]
+            out[(cells[0], int(cells[1]))] = dict(zip(cols, cells, strict=True))
+    return out
+
+
+def test_readme_paper_curve_variance_and_memory_are_the_committed_numbers():
+    """The rest of README's paper bullets: the noisy member curve, the ensemble minima,
+    the variance and optimization-variance peaks, in-bag errors and peak memory."""
+    readme = (ROOT / "README.md").read_text()
+    text = " ".join(readme[readme.index("**The paper study"):].split())
+    widths, err = _member_error_curve("noise-0.15")
+    assert ("The curve from width 12 to 128: " + ", ".join(f"{e:.3f}" for e in err)) in text
+    align = _metrics()["alignment"]
+    var = {lv: {int(k.split("-")[1]): v["var"] for k, v in align[lv].items()} for lv in align}
+    v0, v15 = (max(var[lv], key=var[lv].get) for lv in ("noise-0", "noise-0.15"))
+    assert f"peaks at width {v0} clean ({var['noise-0'][v0]:.3f}" in text
+    assert f"and {v15} noisy ({var['noise-0.15'][v15]:.3f}" in text
+    ens = {lv: {int(k.split("-")[1]): v["test_error"] for k, v in align[lv].items()}
+           for lv in align}
+    w0, w15 = min(ens["noise-0"], key=ens["noise-0"].get), min(ens["noise-0.15"],
+                                                               key=ens["noise-0.15"].get)
+    assert (f"lowest at width {w0} ({ens['noise-0'][w0]:.3f} clean, "
+            f"{ens['noise-0.15'][w15]:.3f} noisy at {w15})") in text
+    key = _key_table()
+    assert f"in-bag error {key[(0.15, 44)]['in-bag error']:.3f} at 44" in text
+    assert f"{key[(0.15, 48)]['in-bag error']:.3f} at 48" in text
+    opt = {w: row["opt. var"] for (p, w), row in key.items() if p == 0.15}
+    assert max(opt, key=opt.get) == 48 and f"(plug-in {opt[48]:.3f})" in text
+    info = json.loads((PROV / "run.json").read_text())
+    rss = {r["stage"]: r["max_rss_mib"] / 1024 for r in info["stages"]}
+    assert f"{rss['collapse']:.2f} GiB (`collapse`)" in text
+    train = max(v for k, v in rss.items() if k.startswith("train@"))
+    assert f"a train block ≤ {train:.2f} GiB" in text
+
+
+def test_readme_block_size_timings_are_the_committed_run():
+    """README Speed: the 64-member block times per config are this run's train stages
+    (mean over the two noise levels, rounded to the second)."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    info = json.loads((PROV / "run.json").read_text())
+    secs = {r["stage"]: r["wall_s"] for r in info["stages"]}
+    for w in (12, 16, 24, 32):
+        mean = (secs[f"train@0.0-{w}-0"] + secs[f"train@0.15-{w}-0"]) / 2
+        assert f" {w} {mean:.0f} s vs " in text, w

@@ -32,3 +32,31 @@ def expand_configs(section: str, base: Any, configs: Any, settings: type) -> lis
             raise ParamError(where, over, f"a mapping of {section}.base keys to override")
         out.append((str(name), settings.from_dict({**base, **over}, where=where)))
     return out
+
+
+def read_config(declared: tuple[str, ...], name: str,
+                path: str = "params.yaml") -> dict[str, Any]:
+    """One config stage's section, as its ``Params.from_dict`` expects it.
+
+    ``declared`` is the stage's ``PARAMS`` (its dvc.yaml ``params``:
+    ``<section>.<key>`` entries and ``<section>.configs.${key}``); only those keys
+    are read, and ``configs`` holds the one config ``name``.
+    """
+    from biasvar.core.config import load_declared
+
+    keys = [k.replace("${key}", name) for k in declared]
+    prm = load_declared(keys, path)
+    raw: dict[str, Any] = {}
+    for k in keys:
+        field = k.split(".")[1]
+        if field == "configs":
+            raw["configs"] = {name: prm.get(k)}
+        else:
+            raw[field] = prm.get(k)
+    return raw
+
+
+def overrides(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The config's overrides of the base settings: the factor levels the report's
+    simplicity-bias summary names (kept in each study's metrics)."""
+    return dict(raw["configs"][name] or {})
