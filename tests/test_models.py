@@ -38,6 +38,8 @@ def test_stacked_members_equal_reference_modules(arch, width, depth, residual):
         ref.load_state_dict(member_state(model, m))
         torch.testing.assert_close(out[m], ref(x[m]), rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(feats[m], ref.features(x[m]), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the in-place scoring path gives the same logits
+        torch.testing.assert_close(model(x), out, rtol=0, atol=0)
     stacked_count = sum(p.numel() for p in model.parameters())
     assert stacked_count == members * n_parameters(arch, width, depth, residual)
 
@@ -60,3 +62,37 @@ def test_member_init_depends_only_on_its_generator():
     init_members(b, [torch_generator(0, "init", m) for m in (4, 5, 6)])
     for k, v in member_state(a, 0).items():
         torch.testing.assert_close(v, member_state(b, 1)[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("width", "depth", "residual"), [
+    (16, 2, True), (12, 3, False), (9, 3, True), (7, 1, False)])
+def test_hand_backward_equals_autograd_of_reference_modules(width, depth, residual):
+    """StackedMLP.loss_and_grad against loss.backward() of each plain member."""
+    import torch.nn.functional as F
+
+    from biasvar.ensemble.optim import FlatParams
+
+    members, batch = 3, 11
+    model = stacked_model("mlp", members, width, depth, residual)
+    init_members(model, [torch_generator(0, "init", m) for m in range(members)])
+    flat = FlatParams(model)
+    flat.grad.fill_(123.0)  # stale values: the hand backward must overwrite, not add
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(members, batch, 40, generator=gen)
+    y = torch.randint(0, 10, (members, batch), generator=gen)
+    y[0, :] = model(x)[0].argmax(-1)  # member 0 right on every example: accuracy 1
+    loss, acc = model.loss_and_grad(x, y)
+    assert acc[0] == 1.0
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    # the gradients live in the optimizer's flat buffer, no stale value left
+    assert not (flat.grad == 123.0).any()
+    for m in range(members):
+        ref = reference_model("mlp", width, depth, residual)
+        ref.load_state_dict(member_state(model, m))
+        logits = ref(x[m])
+        ref_loss = F.cross_entropy(logits, y[m])
+        ref_loss.backward()
+        torch.testing.assert_close(loss[m], ref_loss.detach(), rtol=1e-6, atol=1e-6)
+        assert acc[m] == (logits.argmax(-1) == y[m]).float().mean()
+        for name, p in ref.named_parameters():
+            torch.testing.assert_close(grads[name][m], p.grad, rtol=1e-5, atol=1e-6)

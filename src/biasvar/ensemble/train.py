@@ -43,7 +43,10 @@ from biasvar.ensemble.config import ModelParams, TrainParams
 from biasvar.ensemble.models import init_members, member_state, stacked_model
 from biasvar.ensemble.optim import FlatParams, make_optimizer
 
-EVAL_CHUNK = 2048  # examples per forward pass when scoring a whole partition
+# Examples per forward pass when scoring a whole partition: about 2M floats per
+# (members, chunk, width) activation, so that it stays in the L2/L3 caches and the
+# allocator reuses it; 2048-example chunks made scoring 2.5x slower at width 256.
+EVAL_FLOATS = 2**21
 
 # Training curves, per log step and member (besides ``step``): running mean of the
 # minibatch loss/accuracy since the last log; test loss/accuracy; loss (mean CE)
@@ -96,12 +99,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def eval_chunk(members: int, width: int) -> int:
+    """Examples per scoring pass for a block (see ``EVAL_FLOATS``): 64 to 2048."""
+    return max(64, min(2048, EVAL_FLOATS // (members * max(width, 1))))
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, members: int) -> torch.Tensor:
+def predict(model: torch.nn.Module, x: torch.Tensor, members: int, chunk: int = 2048
+            ) -> torch.Tensor:
     """Logits of every member on the same inputs: ``(N, 40) -> (M, N, classes)``."""
     out = []
-    for start in range(0, len(x), EVAL_CHUNK):
-        xb = x[start:start + EVAL_CHUNK].unsqueeze(0).expand(members, -1, -1)
+    for start in range(0, len(x), chunk):
+        xb = x[start:start + chunk].unsqueeze(0).expand(members, -1, -1)
         out.append(model(xb))
     return torch.cat(out, dim=1)
 
@@ -128,8 +137,8 @@ def _masked_mean(v: torch.Tensor, mask: torch.Tensor, count: torch.Tensor) -> to
 @torch.no_grad()
 def _evaluate(model: torch.nn.Module, n_members: int, x_train: torch.Tensor,
               y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
-              in_bag: torch.Tensor, n_in_bag: torch.Tensor, n_oob: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+              in_bag: torch.Tensor, n_in_bag: torch.Tensor, n_oob: torch.Tensor,
+              chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Both partitions' logits and per-member scores (no random stream is used).
 
     ``in_bag`` (M, n_train) marks each member's distinct draw examples;
@@ -137,8 +146,8 @@ def _evaluate(model: torch.nn.Module, n_members: int, x_train: torch.Tensor,
     in ``CURVE_METRICS`` (test_*, in_bag_*, oob_*) plus ``train_loss`` and
     ``train_accuracy`` over the whole training partition.
     """
-    test_logits = predict(model, x_test, n_members)  # (M, n_test, C)
-    train_logits = predict(model, x_train, n_members)  # (M, n_train, C)
+    test_logits = predict(model, x_test, n_members, chunk)  # (M, n_test, C)
+    train_logits = predict(model, x_train, n_members, chunk)  # (M, n_train, C)
     test_loss, test_acc = _loss_acc(test_logits, y_test)
     ce, correct = _ce_correct(train_logits, y_train)  # (M, n_train)
     oob = ~in_bag
@@ -154,8 +163,14 @@ def _evaluate(model: torch.nn.Module, n_members: int, x_train: torch.Tensor,
 
 
 def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: ModelParams,
-                train_cfg: TrainParams, runtime: RuntimeParams, desc: str = "") -> BlockResult:
+                train_cfg: TrainParams, runtime: RuntimeParams, desc: str = "",
+                autograd: bool = False) -> BlockResult:
     """Train the members of ``spec`` together and score them on both partitions.
+
+    The MLP's training step uses its hand-written backward
+    (``StackedMLP.loss_and_grad``); ``autograd=True`` forces
+    ``loss.backward()`` instead (for the benchmark and the tests that compare
+    the two). Other architectures always use autograd.
 
     Raises ``NonFiniteLossError`` naming the member and the first step whose
     minibatch loss was NaN/inf, and ``NonFiniteOutputError`` naming the member,
@@ -201,6 +216,7 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     opt = make_optimizer(train_cfg.optimizer, flat, train_cfg.lr, train_cfg.momentum,
                          train_cfg.weight_decay)
     batch_gens = [torch_generator(train_cfg.seed, "batches", m) for m in spec.members]
+    hand_backward = hasattr(model, "loss_and_grad") and not autograd
 
     logs = {k: [] for k in ("step", *CURVE_METRICS)}
     run_loss = torch.zeros(n_members, device=device)
@@ -225,10 +241,13 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
             batch_idx = torch.gather(draw_idx, 1, perm[:, pos * batch:(pos + 1) * batch])
         xb, yb = x_train[batch_idx], y_train[batch_idx]  # (M, B, 40), (M, B)
 
-        logits = model(xb)  # (M, B, classes)
-        loss_m, acc_m = _loss_acc(logits, yb)  # (M,), (M,)
-        flat.zero_grad()
-        loss_m.sum().backward()
+        if hand_backward:
+            loss_m, acc_m = model.loss_and_grad(xb, yb)  # (M,), (M,); grads overwritten
+        else:
+            logits = model(xb)  # (M, B, classes)
+            loss_m, acc_m = _loss_acc(logits, yb)  # (M,), (M,)
+            flat.zero_grad()
+            loss_m.sum().backward()
         opt.step()
 
         with torch.no_grad():
@@ -243,7 +262,8 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
             torch.set_num_threads(fair_threads(runtime.threads))
             _raise_if_bad(first_bad, spec.members, run_loss)
             # The last step always logs: its evaluation is the block's final one.
-            last_eval = _evaluate(model, n_members, *eval_args)
+            last_eval = _evaluate(model, n_members, *eval_args,
+                                  chunk=eval_chunk(n_members, spec.width))
             scores = last_eval[2]
             logs["step"].append(step)
             logs["train_loss"].append((run_loss / run_n).cpu().numpy())
