@@ -80,12 +80,11 @@ def plain_loop(x: np.ndarray, y: np.ndarray, idx: np.ndarray, width: int, steps:
 
 
 def block(ds, members: int, width: int, steps: int, batch: int,
-          autograd: bool = False) -> tuple[float, int]:
-    """A vectorized block; returns (seconds, parameters per member)."""
+          autograd: bool = False) -> float:
+    """A vectorized block; returns its seconds."""
     from biasvar.core.config import RuntimeParams
     from biasvar.data.splits import make_split
     from biasvar.ensemble.config import ModelParams, TrainParams
-    from biasvar.ensemble.models import n_parameters
     from biasvar.ensemble.train import BlockSpec, train_block
 
     split = make_split("bootstrap", ds.n_train, list(range(members)), seed=0)
@@ -95,7 +94,7 @@ def block(ds, members: int, width: int, steps: int, batch: int,
                     TrainParams(optimizer="adam", lr=1e-2, momentum=0.9, weight_decay=0.0,
                                 steps=steps, batch_size=batch, seed=0, log_every=steps),
                     RuntimeParams(device="cpu", threads=0, progress=False), autograd=autograd)
-    return r.seconds, n_parameters("mlp", width, 2, True)
+    return r.seconds
 
 
 def step_flops(width: int, batch: int, depth: int = 2) -> int:
@@ -135,12 +134,12 @@ def anatomy(ds, members: int, widths: list[int], steps: int, peak: float,
         # or the first run's warm-up does not decide the comparison
         t_hand = t_hand2 = t_auto = t_step = float("inf")
         for _ in range(repeats):
-            t_hand = min(t_hand, block(ds, members, w, steps, 100)[0])
+            t_hand = min(t_hand, block(ds, members, w, steps, 100))
             # twice the steps: the difference is `steps` steady-state training steps,
             # without the fixed costs (initialization, the final scoring of both
             # partitions, checkpoints), which dominate short blocks at large widths
-            t_hand2 = min(t_hand2, block(ds, members, w, 2 * steps, 100)[0])
-            t_auto = min(t_auto, block(ds, members, w, steps, 100, autograd=True)[0])
+            t_hand2 = min(t_hand2, block(ds, members, w, 2 * steps, 100))
+            t_auto = min(t_auto, block(ds, members, w, steps, 100, autograd=True))
             t_step = min(t_step, step_ceiling(members, w, steps, 100))
         rows.append({"width": w, "members": members, "steps": steps,
                      "member_steps_per_s_hand": members * steps / t_hand,
@@ -201,7 +200,7 @@ def main() -> None:
                                             indent=2) + "\n")
         return
 
-    t_block, _ = block(ds, args.members, 100, args.steps, 100)
+    t_block = block(ds, args.members, 100, args.steps, 100)
     print(f"block of {args.members}: {t_block:.1f}s", flush=True)
     t_plain = []
     for m in range(args.members):
@@ -211,7 +210,7 @@ def main() -> None:
     per_block, per_plain = t_block / args.members, float(np.mean(t_plain))
 
     peak = sgemm_peak()
-    t_wide, _ = block(ds, args.members, 256, args.flops_steps, 100)
+    t_wide = block(ds, args.members, 256, args.flops_steps, 100)
     gflops = step_flops(256, 100) * args.members * args.flops_steps / t_wide / 1e9
 
     res = {"members": args.members, "steps": args.steps, "block_s": t_block,
