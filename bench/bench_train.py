@@ -4,23 +4,26 @@
    residual MLP, width 100, batch 100, Adam) trained by ``train_block`` vs the
    same 16 members trained one after another by the textbook loop
    (``nn.Module`` + ``DataLoader(shuffle=True)`` + ``torch.optim.Adam``).
-2. Throughput: the block's achieved GFLOP/s at width 256 against this
-   machine's measured sgemm peak (a 2048^3 float32 matmul).
-3. Step anatomy per width (``--widths``): member-steps per second of a whole
-   block (minibatch gather, step, fused Adam, the final scoring of both
-   partitions) with the MLP's hand-written backward (what training uses) and
-   with autograd, the achieved fraction of the sgemm peak (of the whole block,
-   and of its steady-state steps: a block of 2S steps minus one of S), and the
-   ceiling of the step alone (hand-written forward + backward on fixed random data: no
-   gather, no optimizer, no scoring).
+2. Step anatomy per width (``--widths``), blocks of 32: member-steps per
+   second of a whole block (minibatch gather, step, fused Adam, the final
+   scoring of both partitions) with the MLP's hand-written backward (what
+   training uses) and with autograd; the achieved fraction of this machine's
+   sgemm peak (a 2048^3 float32 matmul, measured before, between and after the
+   widths) for the whole block, for its steady-state steps (a block of 2S
+   steps minus one of S) and for the step alone (hand-written forward +
+   backward on fixed random data: no gather, no optimizer, no scoring).
+
+The whole process keeps freed memory in the heap, as training does
+(``biasvar.core.alloc``), the plain loop included.
 
 FLOPs are the matmul FLOPs a step really does: per example and weight matrix,
 2 forward + 2 for the weight gradient + 2 for the input gradient, except the
 first layer, whose input gradient is never formed (biases and elementwise ops
 not counted). That is ~5 % below the usual "6 x parameters" at width 256.
 
-Usage: python bench/bench_train.py [--steps 6000] [--members 16] [--json out.json]
-       python bench/bench_train.py --anatomy-only [--widths 8 32 128 256]
+Usage: python bench/bench_train.py [--json bench/results/bench.json]   # both parts, ~15 min
+       python bench/bench_train.py --anatomy-only [--widths 8 32 128 256 512 1024]
+       python bench/bench_train.py --speedup-only [--steps 6000] [--members 16]
 Prints a Markdown table for the README. Not a test: timings vary by machine.
 """
 
@@ -121,35 +124,62 @@ def step_ceiling(members: int, width: int, steps: int, batch: int) -> float:
     return time.perf_counter() - t
 
 
-def anatomy(ds, members: int, widths: list[int], steps: int, peak: float,
-            repeats: int = 2) -> list[dict]:
-    """Per width: member-steps/s hand-written vs autograd backward, fraction of peak, ceiling."""
+def anatomy(ds, members: int, widths: list[int], steps: int, repeats: int = 2
+            ) -> tuple[list[dict], list[float]]:
+    """Per width: member-steps/s hand-written vs autograd backward, fraction of peak, ceiling.
+
+    The sgemm peak is measured before the first width, between widths and after
+    the last; each width's fractions are of the larger of the two measurements
+    around it (this VM's sgemm speed drifts by up to 50 % within minutes, so a
+    single measurement at the start would credit or blame the blocks for the
+    drift). Returns the rows and every peak measurement.
+    """
     rows = []
-    base_steps = steps
+    peaks = [sgemm_peak()]
     for w in widths:
-        # wider than 256: fewer steps (same work per measurement, roughly)
-        steps = max(50, min(base_steps, int(base_steps * (256 / w) ** 2)))
-        flop = step_flops(w, 100) * members * steps
+        # wider than 256: fewer steps, but still hundreds, so that the fixed costs
+        # (initialization, the final scoring, checkpoints) stay a small share
+        n = steps if w <= 256 else max(50, steps * 256 // w)
+        flop = step_flops(w, 100) * members * n
         # best of `repeats`, the variants alternating, so that a busy moment
         # or the first run's warm-up does not decide the comparison
         t_hand = t_hand2 = t_auto = t_step = float("inf")
         for _ in range(repeats):
-            t_hand = min(t_hand, block(ds, members, w, steps, 100))
-            # twice the steps: the difference is `steps` steady-state training steps,
-            # without the fixed costs (initialization, the final scoring of both
-            # partitions, checkpoints), which dominate short blocks at large widths
-            t_hand2 = min(t_hand2, block(ds, members, w, 2 * steps, 100))
-            t_auto = min(t_auto, block(ds, members, w, steps, 100, autograd=True))
-            t_step = min(t_step, step_ceiling(members, w, steps, 100))
-        rows.append({"width": w, "members": members, "steps": steps,
-                     "member_steps_per_s_hand": members * steps / t_hand,
-                     "member_steps_per_s_autograd": members * steps / t_auto,
+            t_hand = min(t_hand, block(ds, members, w, n, 100))
+            # twice the steps: the difference is `n` steady-state training steps,
+            # without the fixed costs
+            t_hand2 = min(t_hand2, block(ds, members, w, 2 * n, 100))
+            t_auto = min(t_auto, block(ds, members, w, n, 100, autograd=True))
+            t_step = min(t_step, step_ceiling(members, w, n, 100))
+        peaks.append(sgemm_peak())
+        peak = max(peaks[-2:])
+        rows.append({"width": w, "members": members, "steps": n, "sgemm_peak_gflops": peak,
+                     "member_steps_per_s_hand": members * n / t_hand,
+                     "member_steps_per_s_autograd": members * n / t_auto,
+                     "gflops_hand": flop / t_hand / 1e9,
                      "fraction_of_peak_hand": flop / t_hand / 1e9 / peak,
                      "fraction_of_peak_hand_steady": flop / (t_hand2 - t_hand) / 1e9 / peak,
                      "fraction_of_peak_autograd": flop / t_auto / 1e9 / peak,
                      "fraction_of_peak_step_alone": flop / t_step / 1e9 / peak})
         print(rows[-1], flush=True)
-    return rows
+    return rows, peaks
+
+
+def speedup(ds, members: int, steps: int) -> dict:
+    """Seconds per member: a vectorized block vs the plain loop, member after member."""
+    from biasvar.data.splits import draw_indices
+
+    t_block = block(ds, members, 100, steps, 100)
+    print(f"block of {members}: {t_block:.1f}s", flush=True)
+    t_plain = []
+    for m in range(members):
+        idx = draw_indices("bootstrap", ds.n_train, m, seed=0)
+        t_plain.append(plain_loop(ds.x_train, ds.y_train, idx, 100, steps, 100, m))
+        print(f"plain member {m}: {t_plain[-1]:.1f}s", flush=True)
+    per_block, per_plain = t_block / members, float(np.mean(t_plain))
+    return {"members": members, "steps": steps, "block_s": t_block,
+            "block_s_per_member": per_block, "plain_s_per_member": per_plain,
+            "speedup": per_plain / per_block}
 
 
 def main() -> None:
@@ -159,73 +189,52 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--flops-steps", type=int, default=1000)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--widths", type=int, nargs="+", default=[8, 32, 128, 256, 512, 1024])
+    ap.add_argument("--widths", type=int, nargs="+", default=[8, 32, 128, 256, 512])
     ap.add_argument("--anatomy-members", type=int, default=32)
-    ap.add_argument("--anatomy-only", action="store_true")
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--anatomy-only", action="store_true", help="skip the plain loop")
+    only.add_argument("--speedup-only", action="store_true", help="skip the step anatomy")
     args = ap.parse_args()
 
+    from biasvar.core.alloc import keep_freed_memory
     from biasvar.data.dataset import generate
-    from biasvar.data.splits import draw_indices
 
+    # as training does (train_block): no page faults on freed activations; the plain
+    # loop gets it too, so the comparison is of the training code alone
+    keep_freed_memory()
     ds = generate(5000, 0.8, 42, 0.0, 0)  # the reference 4000 / 1000 split
+    res = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
-    if args.anatomy_only:
-        # the sgemm peak of this VM moves by ~10 % between measurements: measure it
-        # before and after, and divide by the larger (the conservative choice)
-        before = sgemm_peak()
-        rows = anatomy(ds, args.anatomy_members, args.widths, args.flops_steps, 1.0)
-        after = sgemm_peak()
-        peak = max(before, after)
-        for r in rows:
-            for k in [k for k in r if k.startswith("fraction_of_peak")]:
-                r[k] /= peak
-        print(f"\nsgemm peak {before:.0f} GFLOP/s before, {after:.0f} after, % of the larger; "
-              f"block of {args.anatomy_members}, batch 100, {args.flops_steps} steps (fewer "
-              "above width 256); best of 2\n")
-        print("| width | member-steps/s, hand-written backward | autograd | "
-              "% of sgemm peak, hand-written: block | steady-state steps | autograd: block | "
-              "step alone |\n|---|---|---|---|---|---|---|")
-        for r in rows:
+    if not args.anatomy_only:
+        res["speedup"] = speedup(ds, args.members, args.steps)
+    if not args.speedup_only:
+        rows, peaks = anatomy(ds, args.anatomy_members, args.widths, args.flops_steps)
+        res["sgemm_peaks_gflops"], res["anatomy"] = peaks, rows
+
+    if "speedup" in res:
+        r = res["speedup"]
+        print("\n| measurement | value |\n|---|---|")
+        print(f"| plain DataLoader loop, per member ({r['steps']} steps) | "
+              f"{r['plain_s_per_member']:.2f} s |")
+        print(f"| vectorized block of {r['members']}, per member | "
+              f"{r['block_s_per_member']:.2f} s |")
+        print(f"| per-member speed-up | {r['speedup']:.1f}× |")
+    if "anatomy" in res:
+        peaks = res["sgemm_peaks_gflops"]
+        print(f"\nsgemm peak measured {len(peaks)} times: {min(peaks):.0f} to {max(peaks):.0f} "
+              "GFLOP/s; each width's % is of the larger measurement around it; block of "
+              f"{args.anatomy_members}, batch 100, {args.flops_steps} steps (fewer above "
+              "width 256); best of 2\n")
+        print("| width | member-steps/s, hand-written backward | autograd | sgemm peak around "
+              "it (GFLOP/s) | % of sgemm peak, hand-written: block | steady-state steps | "
+              "autograd: block | step alone |\n|---|---|---|---|---|---|---|---|")
+        for r in res["anatomy"]:
             print(f"| {r['width']} | {r['member_steps_per_s_hand']:.0f} | "
-                  f"{r['member_steps_per_s_autograd']:.0f} | "
+                  f"{r['member_steps_per_s_autograd']:.0f} | {r['sgemm_peak_gflops']:.0f} | "
                   f"{100 * r['fraction_of_peak_hand']:.0f} % | "
                   f"{100 * r['fraction_of_peak_hand_steady']:.0f} % | "
                   f"{100 * r['fraction_of_peak_autograd']:.0f} % | "
                   f"{100 * r['fraction_of_peak_step_alone']:.0f} % |")
-        if args.json:
-            args.json.write_text(json.dumps({"sgemm_peak_gflops": peak,
-                                             "sgemm_peak_before_gflops": before,
-                                             "sgemm_peak_after_gflops": after,
-                                             "anatomy": rows},
-                                            indent=2) + "\n")
-        return
-
-    t_block = block(ds, args.members, 100, args.steps, 100)
-    print(f"block of {args.members}: {t_block:.1f}s", flush=True)
-    t_plain = []
-    for m in range(args.members):
-        idx = draw_indices("bootstrap", ds.n_train, m, seed=0)
-        t_plain.append(plain_loop(ds.x_train, ds.y_train, idx, 100, args.steps, 100, m))
-        print(f"plain member {m}: {t_plain[-1]:.1f}s", flush=True)
-    per_block, per_plain = t_block / args.members, float(np.mean(t_plain))
-
-    peak = sgemm_peak()
-    t_wide = block(ds, args.members, 256, args.flops_steps, 100)
-    gflops = step_flops(256, 100) * args.members * args.flops_steps / t_wide / 1e9
-
-    res = {"members": args.members, "steps": args.steps, "block_s": t_block,
-           "block_s_per_member": per_block, "plain_s_per_member": per_plain,
-           "speedup": per_plain / per_block, "sgemm_peak_gflops": peak,
-           "width256_gflops": gflops, "width256_fraction_of_peak": gflops / peak,
-           "threads": torch.get_num_threads()}
-    print()
-    print("| measurement | value |\n|---|---|")
-    print(f"| plain DataLoader loop, per member ({args.steps} steps) | {per_plain:.2f} s |")
-    print(f"| vectorized block of {args.members}, per member | {per_block:.2f} s |")
-    print(f"| per-member speed-up | {per_plain / per_block:.1f}x |")
-    print(f"| sgemm peak (2048^3 float32) | {peak:.0f} GFLOP/s |")
-    print(f"| block at width 256 (matmul FLOPs of a step) | {gflops:.0f} GFLOP/s "
-          f"({100 * gflops / peak:.0f} % of peak) |")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
 

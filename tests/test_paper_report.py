@@ -171,6 +171,26 @@ def test_readme_paper_sentences_are_the_committed_numbers():
 
 
 FIRST = PROV / "3314db7"  # the first paper run (autograd backward) and its repetition
+PREVIOUS = PROV / "f531a7d"  # the first run with the hand-written backward, repeated by PROV
+
+
+def test_the_committed_run_repeats_the_previous_one_byte_for_byte():
+    """``f531a7d/README.md``: two runs from an empty cache, same outputs, other commits."""
+    now, before = (json.loads((d / "run.json").read_text()) for d in (PROV, PREVIOUS))
+    assert now["commit"] != before["commit"]
+    for f in ("headline.json", "params.yaml", "width_curves/n0.csv", "width_curves/n15.csv"):
+        assert (PROV / f).read_bytes() == (PREVIOUS / f).read_bytes(), f
+    ran = [r["stage"] for r in now["stages"]]
+    assert ran and sorted(ran) == sorted(r["stage"] for r in before["stages"])
+    locks = [yaml.safe_load((d / "dvc.lock").read_text())["stages"] for d in (PROV, PREVIOUS)]
+    outs = [{s: {o["path"]: o["md5"] for o in lock[s]["outs"]} for s in ran} for lock in locks]
+    assert outs[0] == outs[1]
+    note = (PREVIOUS / "README.md").read_text()
+    assert f"each of the {len(ran)} stages" in note
+    assert f"same output hashes ({sum(len(v) for v in outs[0].values())}\n  outputs)" in note
+    for info in (now, before):
+        mins, secs = divmod(round(info["wall_s"]), 60)
+        assert f"{mins} min {secs} s" in note
 
 
 def test_second_run_gave_the_same_headline_and_states_its_time():
@@ -240,7 +260,8 @@ def test_readme_block_size_timings_are_the_committed_run():
         mean = (secs[f"train@0.0-{w}-0"] + secs[f"train@0.15-{w}-0"]) / 2
         assert f" {w} {mean:.0f} s vs " in text, w
     # and the first run against the committed one (hand-written backward), per config
-    now = {r["stage"]: r["wall_s"] for r in json.loads((PROV / "run.json").read_text())["stages"]}
+    now = {r["stage"]: r["wall_s"]
+           for r in json.loads((PREVIOUS / "run.json").read_text())["stages"]}
     ratios = []
     for w in (12, 16, 24, 32, 36, 40, 44, 48, 56):
         before = (secs[f"train@0.0-{w}-0"] + secs[f"train@0.15-{w}-0"]) / 2
