@@ -4,12 +4,12 @@ A training step allocates and frees the same few activation tensors every
 step: at width 256 and 32 members, each ``(members, batch, width)`` tensor is
 3.3 MB. glibc's ``malloc`` serves such sizes from ``mmap`` or hands them back
 to the kernel on ``free`` (its mmap and trim thresholds adapt at run time),
-and then every step touches fresh pages: measured on the 2-core CI machine,
+and then every step touches fresh pages: measured on this 2-core CPU VM,
 5568 minor page faults and 14 ms of kernel time per 16 ms step at width 256
 (2768 faults at width 128), in 6 of 15 processes started, depending on how
 the thresholds happened to adapt. That made the same block 1.6-2x slower from
 one process to the next. Fixing both thresholds (``mallopt``) keeps freed
-blocks in the heap for reuse: 0 faults per step in every process measured.
+blocks in the heap for reuse: 0-80 faults per step in every process measured.
 
 Only where memory is placed changes, never a value: PyTorch aligns every CPU
 tensor to 64 bytes either way (the block results are compared bit for bit in
