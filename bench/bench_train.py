@@ -10,8 +10,10 @@
    training uses) and with autograd; the achieved fraction of this machine's
    sgemm peak (a 2048^3 float32 matmul, measured before, between and after the
    widths) for the whole block, for its steady-state steps (a block of 2S
-   steps minus one of S) and for the step alone (hand-written forward +
-   backward on fixed random data: no gather, no optimizer, no scoring).
+   steps minus one of S), for the step alone (hand-written forward +
+   backward on fixed random data: no gather, no optimizer, no scoring) and
+   for the step's eight matmuls alone (the ceiling for a step: no ReLU,
+   softmax, sums or adds).
 
 The whole process keeps freed memory in the heap, as training does
 (``biasvar.core.alloc``), the plain loop included.
@@ -124,6 +126,44 @@ def step_ceiling(members: int, width: int, steps: int, batch: int) -> float:
     return time.perf_counter() - t
 
 
+def matmul_ceiling(members: int, width: int, steps: int, batch: int) -> float:
+    """Seconds for ``steps`` runs of only the matmuls of a hand-written step.
+
+    The eight batched matmuls of ``StackedMLP.loss_and_grad`` (depth 2,
+    residual), with the same shapes, layouts and calls, back to back on fixed
+    random data, without anything else of the step: no ReLU, softmax, bias sums
+    or residual adds. A step can be no faster than this, so its fraction of the
+    sgemm peak bounds what a whole block can reach.
+    """
+    from biasvar.ensemble.models import stacked_model
+
+    model = stacked_model("mlp", members, width, 2, True)
+    l1, l2, lo = (*model.hidden, model.out)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=width ** -0.5)
+        p.grad = torch.empty_like(p)
+    x = torch.randn(members, batch, 40)  # (M, B, 40)
+    h1, h2 = torch.randn(members, batch, width), torch.randn(members, batch, width)
+    da1, da2 = torch.randn(members, batch, width), torch.randn(members, batch, width)
+    g = torch.randn(members, batch, 10)  # dlogits (M, B, C)
+
+    def matmuls() -> None:
+        l1(x), l2(h1), lo(h2)  # forward: baddbmm(b, h, W^T) each
+        torch.bmm(g.transpose(1, 2), h2, out=lo.weight.grad)  # dW_out
+        dh2 = torch.bmm(g, lo.weight)  # dh into the output layer
+        torch.bmm(da2.transpose(1, 2), h1, out=l2.weight.grad)  # dW_2
+        dh2.baddbmm_(da2, l2.weight)  # dh through layer 2, residual added in place
+        torch.bmm(da1.transpose(1, 2), x, out=l1.weight.grad)  # dW_1
+
+    with torch.no_grad():
+        for _ in range(20):
+            matmuls()
+        t = time.perf_counter()
+        for _ in range(steps):
+            matmuls()
+        return time.perf_counter() - t
+
+
 def anatomy(ds, members: int, widths: list[int], steps: int, repeats: int = 2
             ) -> tuple[list[dict], list[float]]:
     """Per width: member-steps/s hand-written vs autograd backward, fraction of peak, ceiling.
@@ -143,7 +183,7 @@ def anatomy(ds, members: int, widths: list[int], steps: int, repeats: int = 2
         flop = step_flops(w, 100) * members * n
         # best of `repeats`, the variants alternating, so that a busy moment
         # or the first run's warm-up does not decide the comparison
-        t_hand = t_hand2 = t_auto = t_step = float("inf")
+        t_hand = t_hand2 = t_auto = t_step = t_mm = float("inf")
         for _ in range(repeats):
             t_hand = min(t_hand, block(ds, members, w, n, 100))
             # twice the steps: the difference is `n` steady-state training steps,
@@ -151,6 +191,7 @@ def anatomy(ds, members: int, widths: list[int], steps: int, repeats: int = 2
             t_hand2 = min(t_hand2, block(ds, members, w, 2 * n, 100))
             t_auto = min(t_auto, block(ds, members, w, n, 100, autograd=True))
             t_step = min(t_step, step_ceiling(members, w, n, 100))
+            t_mm = min(t_mm, matmul_ceiling(members, w, n, 100))
         peaks.append(sgemm_peak())
         peak = max(peaks[-2:])
         rows.append({"width": w, "members": members, "steps": n, "sgemm_peak_gflops": peak,
@@ -160,7 +201,8 @@ def anatomy(ds, members: int, widths: list[int], steps: int, repeats: int = 2
                      "fraction_of_peak_hand": flop / t_hand / 1e9 / peak,
                      "fraction_of_peak_hand_steady": flop / (t_hand2 - t_hand) / 1e9 / peak,
                      "fraction_of_peak_autograd": flop / t_auto / 1e9 / peak,
-                     "fraction_of_peak_step_alone": flop / t_step / 1e9 / peak})
+                     "fraction_of_peak_step_alone": flop / t_step / 1e9 / peak,
+                     "fraction_of_peak_matmuls_alone": flop / t_mm / 1e9 / peak})
         print(rows[-1], flush=True)
     return rows, peaks
 
@@ -227,14 +269,16 @@ def main() -> None:
               "width 256); best of 2\n")
         print("| width | member-steps/s, hand-written backward | autograd | sgemm peak around "
               "it (GFLOP/s) | % of sgemm peak, hand-written: block | steady-state steps | "
-              "autograd: block | step alone |\n|---|---|---|---|---|---|---|---|")
+              "autograd: block | step alone | its matmuls alone |\n"
+              "|---|---|---|---|---|---|---|---|---|")
         for r in res["anatomy"]:
             print(f"| {r['width']} | {r['member_steps_per_s_hand']:.0f} | "
                   f"{r['member_steps_per_s_autograd']:.0f} | {r['sgemm_peak_gflops']:.0f} | "
                   f"{100 * r['fraction_of_peak_hand']:.0f} % | "
                   f"{100 * r['fraction_of_peak_hand_steady']:.0f} % | "
                   f"{100 * r['fraction_of_peak_autograd']:.0f} % | "
-                  f"{100 * r['fraction_of_peak_step_alone']:.0f} % |")
+                  f"{100 * r['fraction_of_peak_step_alone']:.0f} % | "
+                  f"{100 * r['fraction_of_peak_matmuls_alone']:.0f} % |")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
 
