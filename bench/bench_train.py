@@ -152,7 +152,7 @@ def matmul_ceiling(members: int, width: int, steps: int, batch: int) -> float:
         torch.bmm(g.transpose(1, 2), h2, out=lo.weight.grad)  # dW_out
         dh2 = torch.bmm(g, lo.weight)  # dh into the output layer
         torch.bmm(da2.transpose(1, 2), h1, out=l2.weight.grad)  # dW_2
-        dh2.baddbmm_(da2, l2.weight)  # dh through layer 2, residual added in place
+        torch.baddbmm(dh2, da2, l2.weight)  # dh through layer 2, residual gradient added
         torch.bmm(da1.transpose(1, 2), x, out=l1.weight.grad)  # dW_1
 
     with torch.no_grad():

@@ -53,6 +53,11 @@ def test_readme_step_anatomy_table_is_the_committed_bench_run():
     spent = [f"{100 * (r['fraction_of_peak_matmuls_alone'] / r['fraction_of_peak_hand'] - 1):.0f} %"
              for r in short]
     assert f"it takes {' and '.join(spent)} (block against matmuls alone)" in flat
+    shrink = []
+    for r in short:
+        mm = r["fraction_of_peak_matmuls_alone"]
+        shrink.append(f"{100 * (mm / 0.6 - 1) / (mm / r['fraction_of_peak_hand'] - 1):.0f} %")
+    assert f"would have to shrink to {' and '.join(shrink)} of what it is" in flat
     # the same blocks against the run's extreme sgemm measurements
     by_w = {r["width"]: r for r in run["anatomy"]}
     assert (f"largest sgemm measurement of the whole run ({max(peaks):.0f} GFLOP/s) width 512 "
