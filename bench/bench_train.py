@@ -22,6 +22,8 @@ FLOPs are the matmul FLOPs a step really does: per example and weight matrix,
 2 forward + 2 for the weight gradient + 2 for the input gradient, except the
 first layer, whose input gradient is never formed (biases and elementwise ops
 not counted). That is ~5 % below the usual "6 x parameters" at width 256.
+``tests/test_bench_train.py`` checks this count, and that ``matmul_ceiling`` runs
+exactly the step's matmuls, against ``torch.utils.flop_counter.FlopCounterMode``.
 
 Usage: python bench/bench_train.py [--json bench/results/bench.json]   # both parts, ~15 min
        python bench/bench_train.py --anatomy-only [--widths 8 32 128 256 512 1024]
