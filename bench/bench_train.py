@@ -209,6 +209,17 @@ def anatomy(ds, members: int, widths: list[int], steps: int, repeats: int = 2
     return rows, peaks
 
 
+def anatomy_row(r: dict) -> str:
+    """One width's row of the step-anatomy Markdown table (README Speed)."""
+    return (f"| {r['width']} | {r['member_steps_per_s_hand']:.0f} | "
+            f"{r['member_steps_per_s_autograd']:.0f} | {r['sgemm_peak_gflops']:.0f} | "
+            f"{100 * r['fraction_of_peak_hand']:.0f} % | "
+            f"{100 * r['fraction_of_peak_hand_steady']:.0f} % | "
+            f"{100 * r['fraction_of_peak_autograd']:.0f} % | "
+            f"{100 * r['fraction_of_peak_step_alone']:.0f} % | "
+            f"{100 * r['fraction_of_peak_matmuls_alone']:.0f} % |")
+
+
 def speedup(ds, members: int, steps: int) -> dict:
     """Seconds per member: a vectorized block vs the plain loop, member after member."""
     from biasvar.data.splits import draw_indices
@@ -274,13 +285,7 @@ def main() -> None:
               "autograd: block | step alone | its matmuls alone |\n"
               "|---|---|---|---|---|---|---|---|---|")
         for r in res["anatomy"]:
-            print(f"| {r['width']} | {r['member_steps_per_s_hand']:.0f} | "
-                  f"{r['member_steps_per_s_autograd']:.0f} | {r['sgemm_peak_gflops']:.0f} | "
-                  f"{100 * r['fraction_of_peak_hand']:.0f} % | "
-                  f"{100 * r['fraction_of_peak_hand_steady']:.0f} % | "
-                  f"{100 * r['fraction_of_peak_autograd']:.0f} % | "
-                  f"{100 * r['fraction_of_peak_step_alone']:.0f} % | "
-                  f"{100 * r['fraction_of_peak_matmuls_alone']:.0f} % |")
+            print(anatomy_row(r))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
 

@@ -1,6 +1,9 @@
-"""Shared fixtures: a small MNIST-1D dataset generated once per session."""
+"""Shared fixtures: a small MNIST-1D dataset generated once per session; the bench script."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +20,13 @@ def small_dataset():
 def clean_dataset():
     """1000 samples (800 train / 200 test), clean labels."""
     return generate(num_samples=1000, train_split=0.8, seed=42, label_noise=0.0, noise_seed=0)
+
+
+@pytest.fixture(scope="session")
+def bench_train():
+    """``bench/bench_train.py`` as a module (a script, not part of the package)."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -8,22 +8,10 @@ count and run exactly the matmuls the hand-written step runs. Checked with
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from biasvar.ensemble.models import stacked_model
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "bench" / "bench_train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _counted(fn) -> tuple[int, dict[str, int]]:
@@ -33,8 +21,7 @@ def _counted(fn) -> tuple[int, dict[str, int]]:
     return counter.get_total_flops(), per_op
 
 
-def test_step_flops_is_what_the_hand_written_step_multiplies():
-    bench = _bench()
+def test_step_flops_is_what_the_hand_written_step_multiplies(bench_train):
     members, width, batch = 3, 24, 7
     model = stacked_model("mlp", members, width, 2, True)
     for p in model.parameters():
@@ -42,18 +29,17 @@ def test_step_flops_is_what_the_hand_written_step_multiplies():
     x, y = torch.randn(members, batch, 40), torch.randint(0, 10, (members, batch))
     total, _ = _counted(lambda: model.loss_and_grad(x, y))
     # 6 FLOPs per weight and example, minus the first layer's input gradient
-    assert total == members * bench.step_flops(width, batch)
-    assert bench.step_flops(width, batch) == batch * (
+    assert total == members * bench_train.step_flops(width, batch)
+    assert bench_train.step_flops(width, batch) == batch * (
         6 * (40 * width + width * width + width * 10) - 2 * 40 * width)
 
 
-def test_matmul_ceiling_runs_the_same_matmuls_as_the_step():
-    bench = _bench()
+def test_matmul_ceiling_runs_the_same_matmuls_as_the_step(bench_train):
     members, width, batch, steps = 2, 16, 5, 3
     model = stacked_model("mlp", members, width, 2, True)
     x, y = torch.randn(members, batch, 40), torch.randint(0, 10, (members, batch))
     step_total, step_ops = _counted(lambda: model.loss_and_grad(x, y))
-    total, ops = _counted(lambda: bench.matmul_ceiling(members, width, steps, batch))
+    total, ops = _counted(lambda: bench_train.matmul_ceiling(members, width, steps, batch))
     runs = 20 + steps  # warm-up runs + timed runs
     assert total == runs * step_total
     assert ops == {op: runs * n for op, n in step_ops.items()}  # same bmm/baddbmm split
