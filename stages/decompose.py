@@ -4,7 +4,7 @@ import argparse
 
 from _common import run
 
-PARAMS = ("data.label_noise", "ensemble.widths", "decompose")
+PARAMS = ("data.label_noise", "ensemble.widths", "ensemble.blocks", "decompose")
 
 
 def main() -> None:
@@ -12,7 +12,8 @@ def main() -> None:
     ap.add_argument("--logits", required=True, help="the collected logits dataset directory")
     ap.add_argument("--datasets", required=True, help="directory of generate's noise-<p>.npz")
     ap.add_argument("--splits", required=True,
-                    help="directory of split's block-<b>.npz (for out-of-bag predictions)")
+                    help="directory of split's block-<b>.npz (for out-of-bag predictions); "
+                    "only the blocks params list are read")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -25,18 +26,28 @@ def main() -> None:
     from biasvar.core.schema import DECOMPOSITION, RELIABILITY, SUMMARY, write_table
     from biasvar.data.config import sweep_axes
     from biasvar.data.dataset import load_dataset
-    from biasvar.data.splits import in_bag_indices
+    from biasvar.data.splits import in_bag_indices, load_block_splits
+    from biasvar.ensemble.logits import check_identity
 
     prm = load_declared(PARAMS)
     cfg = prm.section(DecomposeParams)
     noise, widths = sweep_axes(prm)  # raw values: they name the files
-    noisy = {p: load_dataset(Path(args.datasets) / f"noise-{p}.npz").noisy for p in noise}
-    # each draw's distinct training examples: its members are out of bag elsewhere
-    in_bag = in_bag_indices(sorted(Path(args.splits).glob("block-*.npz")))
+    blocks = prm.get("ensemble.blocks")
+    datasets = {p: load_dataset(Path(args.datasets) / f"noise-{p}.npz", label_noise=p)
+                for p in noise}
+    # the split files of the listed blocks only: each draw's distinct training
+    # examples (its members are out of bag elsewhere)
+    splits = load_block_splits(args.splits, blocks)
+    for p in noise:  # every file is what it claims to be before anything is computed
+        for w in widths:
+            check_identity(args.logits, p, w, blocks=blocks, dataset=datasets[p],
+                           splits=splits)
+    noisy = {p: datasets[p].noisy for p in noise}
+    in_bag = in_bag_indices(splits.values())
     examples, summary, rel = decompose_all(args.logits, noisy, noise, widths, cfg.intervals,
                                            cfg.ci, cfg.ece_bins, in_bag)
-    meta = {"data.label_noise": noise, "ensemble.widths": widths, "decompose": prm.get(
-        "decompose")}
+    meta = {"data.label_noise": noise, "ensemble.widths": widths, "ensemble.blocks": blocks,
+            "decompose": prm.get("decompose")}
     with atomic_dir(args.out) as tmp:
         write_table(tmp / "examples.parquet", examples, DECOMPOSITION, meta)
         write_table(tmp / "summary.parquet", summary, SUMMARY, meta)

@@ -21,6 +21,7 @@ def main() -> None:
     from biasvar.core.config import load_declared, load_runtime
     from biasvar.data.config import sweep_axes
     from biasvar.data.dataset import load_dataset
+    from biasvar.ensemble.blocks import dataset_identity
     from biasvar.studies.common import write_csv, write_result
     from biasvar.studies.effective_rank import ProbeParams, run_probe
 
@@ -29,10 +30,13 @@ def main() -> None:
     noise, widths = sweep_axes(prm)  # raw values: they name the files
     blocks = prm.get("ensemble.blocks")
     part = f"x_{cfg.partition}"
-    inputs = {p: getattr(load_dataset(Path(args.datasets) / f"noise-{p}.npz"), part)
-              for p in noise}
+    datasets = {p: load_dataset(Path(args.datasets) / f"noise-{p}.npz", label_noise=p)
+                for p in noise}
+    inputs = {p: getattr(ds, part) for p, ds in datasets.items()}
+    # each block must have been trained on these inputs (recorded fingerprint)
+    x_sha256 = {p: dataset_identity(ds)["x_sha256"] for p, ds in datasets.items()}
     result, per_member = run_probe(args.members, inputs, widths, blocks, cfg.center,
-                                   threads=load_runtime().threads)
+                                   threads=load_runtime().threads, x_sha256=x_sha256)
     write_csv(per_member, args.members_out)
     write_result(result, args.out, args.metrics)
     print(f"probe: {len(per_member)} members in {len(result.table)} configs -> {args.out}")

@@ -31,14 +31,23 @@ def main() -> None:
     check_width("ensemble.widths", args.width)
     runtime = load_runtime()
 
+    from biasvar.core.errors import InputError
     from biasvar.data.dataset import load_dataset
     from biasvar.data.splits import load_split
     from biasvar.ensemble.blocks import block_info, save_block
     from biasvar.ensemble.train import BlockSpec, train_block
 
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset, label_noise=args.label_noise)
     split = load_split(args.split)
     members = tuple(range(args.block * block_size, (args.block + 1) * block_size))
+    missing = sorted({m // spd for m in members} - set(split.draws.tolist()))
+    if missing:  # a split file of another block or layout
+        raise InputError(f"{args.split}: holds draws {split.draws.tolist()}, but block "
+                         f"{args.block} needs draws {sorted({m // spd for m in members})} "
+                         f"(missing {missing}; rerun split)")
+    if split.n_train != dataset.n_train:
+        raise InputError(f"{args.split}: records n_train = {split.n_train}, but "
+                         f"{args.dataset} has {dataset.n_train} training examples (rerun split)")
     spec = BlockSpec(members, tuple(m // spd for m in members), tuple(m % spd for m in members),
                      args.width)
     result = train_block(dataset, split, spec, model_cfg, train_cfg, runtime,

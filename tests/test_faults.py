@@ -556,12 +556,377 @@ def test_sigterm_during_a_stage_leaves_no_temporary(tmp_path):
         "        time.sleep(60)\n"
         "run(main)\n")
     p = subprocess.Popen([sys.executable, str(script)], env={"PYTHONPATH": str(ROOT / "src")})
-    for _ in range(200):
-        if list(tmp_path.glob(".out.tmp-*")):
+    for _ in range(200):  # `out` did not exist: it is built in place (atomic_dir)
+        if (tmp_path / "out" / "started").exists():
             break
         time.sleep(0.05)
-    assert list(tmp_path.glob(".out.tmp-*")), "the writer never started"
+    assert (tmp_path / "out" / "started").exists(), "the writer never started"
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=30)
     assert p.returncode != 0
     assert not list(tmp_path.glob(".out.tmp-*")) and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ issue 23: identity checks
+def _save_inputs(root: Path, blocks: list[int], split_seed: int = 0) -> dict[str, Path]:
+    """The files decompose pairs with the collected logits: datasets and split files, named
+    as the pipeline names them (``noise-<p>.npz``, ``block-<b>.npz``)."""
+    from biasvar.data.dataset import save_dataset
+
+    ds_dir, sp_dir = root / "generated", root / "split-files"
+    for p in NOISE:
+        save_dataset(_dataset(p), ds_dir / f"noise-{p}.npz")
+    sp_dir.mkdir(exist_ok=True)
+    for b in blocks:
+        shutil.copy(root / "splits" / f"block-{b}-seed-{split_seed}.npz", sp_dir / f"block-{b}.npz")
+    return {"datasets": ds_dir, "splits": sp_dir}
+
+
+def test_dataset_recording_another_label_noise_is_refused(tmp_path):
+    """A ``noise-0.2.npz`` that holds the clean dataset (copied, renamed) is not read as
+    the 0.2 dataset."""
+    from biasvar.data.dataset import load_dataset, save_dataset
+
+    path = tmp_path / "noise-0.2.npz"
+    save_dataset(_dataset(0.0), path)
+    with pytest.raises(InputError, match=rf"^{path}: records label_noise 0, but is read as "
+                       r"the dataset of label_noise 0.2") as e:
+        load_dataset(path, label_noise=0.2)
+    assert "\n" not in str(e.value)
+    assert load_dataset(path, label_noise=0.0).label_noise == 0.0
+
+
+def test_collected_logits_paired_with_another_dataset_are_refused(tree):
+    """decompose reads the ``noisy`` flags from the dataset file: a dataset of another
+    ``data.noise_seed`` (or ``data.seed``) than the members trained on is refused, naming
+    the collected file and the recorded field."""
+    from biasvar.ensemble.logits import check_identity
+
+    run_collect(tree)
+    logits = tree / "collected" / "logits"
+    check_identity(logits, 0.2, 8, dataset=_dataset(0.2))  # the control: its own dataset
+    with pytest.raises(InputError, match=rf"^{config_file(logits, 0.2, 8)}: records "
+                       r"dataset.y_train_sha256 = .*, but the dataset read with it has") as e:
+        check_identity(logits, 0.2, 8, dataset=_dataset(0.2, noise_seed=1))
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match=r"records dataset.x_sha256"):
+        check_identity(logits, 0.2, 8, dataset=_dataset(0.2, data_seed=3))
+
+
+def test_collected_logits_paired_with_another_split_are_refused(tree):
+    """The split file decompose and calibration_intervention read the in-bag indices from
+    must hold the indices the members trained on."""
+    from biasvar.data.splits import load_split
+    from biasvar.ensemble.logits import check_identity
+
+    run_collect(tree)
+    logits = tree / "collected" / "logits"
+    own = {b: load_split(tree / "splits" / f"block-{b}-seed-0.npz") for b in BLOCKS}
+    check_identity(logits, 0.0, 4, splits=own)
+    other = make_split("bootstrap", N_TRAIN, _members(1), 7)  # another split.seed
+    with pytest.raises(InputError, match=rf"^{config_file(logits, 0.0, 4)}: records "
+                       r"split.draw_sha256.2 = .*, but the split file of block 1 has") as e:
+        check_identity(logits, 0.0, 4, splits={0: own[0], 1: other})
+    assert "\n" not in str(e.value)
+    extra = make_split("bootstrap", N_TRAIN, [9], 0)  # a draw no member trained on
+    with pytest.raises(InputError, match=r"records no draw 9, but the split file of block 4"):
+        check_identity(logits, 0.0, 4, splits={4: extra})
+
+
+def test_collected_logits_of_other_blocks_are_refused(tree):
+    """A collected dataset left by a variant with other blocks is not read as this one."""
+    from biasvar.ensemble.logits import check_identity
+
+    run_collect(tree)
+    logits = tree / "collected" / "logits"
+    check_identity(logits, 0.2, 4, blocks=[1, 0])
+    with pytest.raises(InputError, match=rf"^{config_file(logits, 0.2, 4)}: records blocks "
+                       r"\[0, 1\], but params list ensemble.blocks = \[0\]"):
+        check_identity(logits, 0.2, 4, blocks=[0])
+
+
+def _one_member_table() -> pa.Table:
+    zeros, labels = np.zeros((1, 2, 10), np.float32), np.array([0, 1])
+    return logits_table(0.15, 32, np.array([0]), np.array([0]), np.array([0]),
+                        {"test": (zeros, labels), "train": (zeros, labels)})
+
+
+def test_collected_logits_without_a_recorded_identity_are_refused(tmp_path):
+    from biasvar.ensemble.logits import check_identity
+
+    path = config_file(tmp_path, 0.15, 32)
+    write_table(path, _one_member_table(), LOGITS, {})
+    with pytest.raises(InputError, match=rf"^{path}: records no 'blocks'"):
+        check_identity(tmp_path, 0.15, 32, blocks=[0])
+
+
+def _decompose_project(root: Path, blocks: list[int]) -> Path:
+    """A folder where ``stages/decompose.py`` runs on the synthetic tree: params.yaml,
+    collected logits of ``blocks``, datasets and split files as the pipeline names them."""
+    import yaml
+
+    collect(root / "members", root / "collected", NOISE, WIDTHS, blocks, _members)
+    _save_inputs(root, blocks)
+    (root / "params.yaml").write_text(yaml.safe_dump({
+        "data": {"label_noise": NOISE}, "ensemble": {"widths": WIDTHS, "blocks": blocks},
+        "decompose": {"intervals": True, "ci": 0.95, "ece_bins": 5}}))
+    return root
+
+
+def _run_stage(cwd: Path, script: str, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(ROOT / "stages" / script), *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def _decompose(root: Path, out: str):
+    return _run_stage(root, "decompose.py", "--logits", "collected/logits", "--datasets",
+                      "generated", "--splits", "split-files", "--out", out)
+
+
+def test_decompose_reads_only_the_split_files_params_list(tree):
+    """A ``block-1.npz`` left in the splits folder by an earlier variant (here: another
+    split seed, holding a draw of block 0) changes nothing: decompose reads the blocks
+    params list, not a glob of the folder (before: the out-of-bag columns changed)."""
+    from biasvar.data.splits import save_split
+
+    root = _decompose_project(tree, [0])
+    r = _decompose(root, "clean")
+    assert r.returncode == 0, r.stderr
+    save_split(make_split("bootstrap", N_TRAIN, [0, 1], 5), root / "split-files" / "block-1.npz")
+    r = _decompose(root, "stale")
+    assert r.returncode == 0, r.stderr
+    for name in ("examples", "summary", "reliability"):
+        a = pq.read_table(root / "clean" / f"{name}.parquet").to_pandas()
+        b = pq.read_table(root / "stale" / f"{name}.parquet").to_pandas()
+        import pandas as pd
+
+        pd.testing.assert_frame_equal(a, b)  # NaN (one-draw terms) equal NaN here
+
+
+def test_decompose_with_a_missing_declared_split_file_is_one_line(tree):
+    root = _decompose_project(tree, [0])
+    (root / "split-files" / "block-0.npz").unlink()
+    r = _decompose(root, "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr == f"error: {Path('split-files') / 'block-0.npz'}: split not found\n"
+    assert not (root / "out").exists()
+
+
+def test_decompose_refuses_a_dataset_file_of_another_level(tree):
+    """The file named for 0.2 holds the clean dataset: refused before anything is computed."""
+    from biasvar.data.dataset import save_dataset
+
+    root = _decompose_project(tree, [0])
+    f = root / "generated" / "noise-0.2.npz"
+    f.unlink()
+    save_dataset(_dataset(0.0), f)
+    r = _decompose(root, "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"error: {Path('generated') / 'noise-0.2.npz'}: records "
+                               "label_noise 0, but is read as the dataset of label_noise 0.2")
+    assert r.stderr.count("\n") == 1 and not (root / "out").exists()
+
+
+def test_decompose_refuses_collected_logits_of_other_blocks(tree):
+    root = _decompose_project(tree, [0])
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["ensemble"]["blocks"] = [0, 1]
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    _save_inputs(root, [0, 1])
+    r = _decompose(root, "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    assert "records blocks [0], but params list ensemble.blocks = [0, 1]" in r.stderr
+
+
+def test_probe_refuses_a_block_copied_from_another_config(tree):
+    """probe reads members.json: a block directory holding another config's block is
+    refused before any checkpoint is loaded."""
+    from biasvar.studies.effective_rank import probe_block
+
+    d = block_dir(tree / "members", 0.2, 8, 1)
+    x = np.zeros((3, 40))
+    with pytest.raises(InputError, match=rf"{d / 'members.json'}: records width = 8, but is "
+                       r"read as width 4"):
+        probe_block(d, x, True, {"label_noise": 0.2, "width": 4, "block": 1})
+    with pytest.raises(InputError, match=r"records label_noise = 0.2, but is read as "
+                       r"label_noise 0.0"):
+        probe_block(d, x, True, {"label_noise": 0.0, "width": 8, "block": 1})
+    with pytest.raises(InputError, match=r"records dataset.x_sha256 = '[0-9a-f]+', but is "
+                       r"read as dataset.x_sha256 'other'"):
+        probe_block(d, x, True, {"x_sha256": "other"})
+
+
+def test_train_refuses_a_split_file_of_another_block(tmp_path):
+    """The train stage's split file must hold the draws of its block's members (before: a
+    KeyError traceback from inside training)."""
+    import yaml
+
+    from biasvar.data.dataset import save_dataset
+    from biasvar.data.splits import save_split
+
+    save_dataset(_dataset(0.0), tmp_path / "noise-0.0.npz")
+    save_split(make_split("bootstrap", N_TRAIN, [0, 1], 0), tmp_path / "block-0.npz")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ensemble"].update(block_size=2, seeds_per_draw=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    r = _run_stage(tmp_path, "train.py", "--label-noise", "0.0", "--width", "4", "--block", "1",
+                   "--dataset", "noise-0.0.npz", "--split", "block-0.npz", "--out", "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr == ("error: block-0.npz: holds draws [0, 1], but block 1 needs draws "
+                        "[2, 3] (missing [2, 3]; rerun split)\n")
+    assert not (tmp_path / "out").exists()
+    r = _run_stage(tmp_path, "train.py", "--label-noise", "0.2", "--width", "4", "--block", "0",
+                   "--dataset", "noise-0.0.npz", "--split", "block-0.npz", "--out", "out")
+    assert r.returncode == 2 and "records label_noise 0, but is read as the dataset of " \
+        "label_noise 0.2" in r.stderr
+
+
+# ------------------------------------------------------------------ issue 23: I/O failures
+def test_a_write_failure_without_a_file_name_names_the_output(tmp_path, monkeypatch):
+    """pyarrow's "Error writing bytes to file ... No space left on device" names no file:
+    the writer names the output it was writing, in one line (before: "error: a file: ...")."""
+    import pyarrow.parquet as pq_mod
+
+    from biasvar.core.errors import OutputError
+
+    def full_disk(*args, **kwargs):
+        raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(pq_mod, "write_table", full_disk)
+    path = tmp_path / "regress" / "fits.parquet"
+    table = _one_member_table()
+    with pytest.raises(OutputError, match=rf"^{path}: cannot be written \(Error writing bytes "
+                       r"to file. Detail: \[errno 28\] No space left on device\)$"):
+        write_table(path, table, LOGITS)
+    assert list((tmp_path / "regress").iterdir()) == []
+
+
+def test_a_permission_error_on_a_temporary_names_the_output(tmp_path):
+    from biasvar.core.errors import OutputError
+    from biasvar.core.io import atomic_path
+
+    path = tmp_path / "out.json"
+    with pytest.raises(OutputError, match=rf"^{path}: cannot be written \(Permission denied\)"):
+        with atomic_path(path) as tmp:
+            raise PermissionError(13, "Permission denied", str(tmp))
+    assert not path.exists()
+
+
+def test_a_killed_file_writer_leaves_nothing(tmp_path):
+    """SIGKILL while a file is being written: no file and no temporary remain, even if no
+    later writer of that file runs to sweep it (DVC restoring the output from its
+    run-cache runs no stage code)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import sys, time\n"
+        "from biasvar.core.io import atomic_path\n"
+        f"with atomic_path({str(tmp_path / 'out' / 'f.csv')!r}) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        f"    open({str(tmp_path / 'started')!r}, 'w').close()\n"
+        "    time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, str(script)], env={**os.environ,
+                                                             "PYTHONPATH": str(ROOT / "src")})
+    for _ in range(400):
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.05)
+    assert (tmp_path / "started").exists(), "the writer never started"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _kill_writer_in(tmp_path: Path, target: Path, body: str):
+    """Start a process that opens ``atomic_dir(target)``, runs ``body`` (which may use
+    ``tmp``), touches ``started`` and sleeps; SIGKILL it once started."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import sys, time\n"
+        "from biasvar.core.io import atomic_dir\n"
+        f"with atomic_dir({str(target)!r}) as tmp:\n"
+        f"{body}"
+        f"    open({str(tmp_path / 'started')!r}, 'w').close()\n"
+        "    time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, str(script)], env={**os.environ,
+                                                             "PYTHONPATH": str(ROOT / "src")})
+    for _ in range(400):
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.05)
+    assert (tmp_path / "started").exists(), "the writer never started"
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+
+
+def test_a_killed_directory_writer_leaves_no_temporary_beside_the_output(tmp_path):
+    """SIGKILL of collect mid-write (before: a 12 MB ``data/.collected.tmp-<pid>`` stayed
+    even after DVC restored ``data/collected`` from its run-cache). The folder is built
+    in place, marked incomplete: readers refuse it, DVC deletes it (it is the declared
+    output) before a rerun or restore, and the next writer replaces it."""
+    from biasvar.core.io import atomic_dir, read_json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    target = data / "collected"
+    _kill_writer_in(tmp_path, target, "    (tmp / 'm.json').write_text('{}')\n")
+    assert sorted(p.name for p in data.iterdir()) == ["collected"]  # nothing beside it
+    with pytest.raises(InputError, match=rf"^{target / 'm.json'}: {target} is incomplete "
+                       r"\(its writer was interrupted\)"):
+        read_json(target / "m.json")
+    with atomic_dir(target) as tmp:
+        (tmp / "m.json").write_text('{"ok": 1}')
+    assert read_json(target / "m.json") == {"ok": 1}
+    assert sorted(p.name for p in target.iterdir()) == ["m.json"]
+
+
+def test_a_folder_killed_mid_replacement_keeps_the_old_copy(tmp_path):
+    """Replacing an existing folder (a persisted report): a SIGKILL while the new one is
+    built leaves the old one untouched; the next writer removes the leftover."""
+    from biasvar.core.io import atomic_dir
+
+    target = tmp_path / "reports" / "default"
+    target.mkdir(parents=True)
+    (target / "README.md").write_text("old\n")
+    _kill_writer_in(tmp_path, target, "    (tmp / 'README.md').write_text('new, half')\n")
+    assert (target / "README.md").read_text() == "old\n"
+    with atomic_dir(target) as tmp:
+        (tmp / "README.md").write_text("new\n")
+    assert (target / "README.md").read_text() == "new\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["default"]
+
+
+def test_a_kill_between_the_two_renames_is_undone_by_the_next_writer(tmp_path):
+    """The one instant the folder is missing (old renamed aside, new not yet in): the
+    next writer puts the old copy back before it starts, so nothing is lost."""
+    import subprocess
+
+    from biasvar.core.io import atomic_dir
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    target = tmp_path / "default"
+    old = tmp_path / f".default.old-{dead.pid}"
+    old.mkdir()
+    (old / "README.md").write_text("old\n")
+    (tmp_path / f".default.tmp-{dead.pid}").mkdir()
+    with pytest.raises(RuntimeError), atomic_dir(target):
+        raise RuntimeError("the new report fails")
+    assert (target / "README.md").read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default"]

@@ -171,6 +171,36 @@ def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
 
 
 @pytest.mark.pipeline
+def test_collect_killed_mid_write_leaves_nothing_after_a_restore(tiny_project):
+    """Issue 23: SIGKILL of collect while it writes, then `dvc repro`: DVC restores
+    ``data/collected`` from its run-cache (no stage code runs) and nothing the killed
+    writer made is left anywhere under ``data/`` (before: a 12 MB
+    ``data/.collected.tmp-<pid>`` stayed)."""
+    import signal
+    import time
+
+    sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
+    data = tiny_project / "data"
+    before = {p.relative_to(data) for p in data.rglob("*")}
+    shutil.rmtree(data / "collected")  # as DVC does before it runs the stage
+    proc = subprocess.Popen([sys.executable, "stages/collect.py", "--members", "data/members",
+                             "--out", "data/collected"], cwd=tiny_project, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(2000):  # until the writer has started the output
+        if (data / "collected" / ".incomplete").exists() or proc.poll() is not None:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (data / "collected" / ".incomplete").exists(), "collect ended before the kill"
+    r = sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
+    assert "Running stage 'collect'" not in r.stdout  # restored, not rerun
+    assert {p.relative_to(data) for p in data.rglob("*")} == before
+    st = sh(tiny_project, sys.executable, "-m", "dvc", "status", "collect").stdout
+    assert "changed" not in st
+
+
+@pytest.mark.pipeline
 def test_bad_param_fails_before_training(tmp_path):
     proj = make_project(tmp_path / "bad", {**TINY, "ensemble": {**TINY["ensemble"],
                                                                 "widths": [4, 0]}})

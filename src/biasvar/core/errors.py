@@ -25,3 +25,7 @@ class NonFiniteLossError(BiasvarError):
     def __init__(self, member: int, step: int, loss: float):
         self.member, self.step = member, step
         super().__init__(f"member {member}: training loss became {loss} at step {step}")
+
+
+class OutputError(BiasvarError):
+    """An output that could not be written (full disk, permission, read-only); names it."""

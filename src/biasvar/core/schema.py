@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from biasvar.core.errors import InputError
-from biasvar.core.io import atomic_path
+from biasvar.core.io import atomic_path, check_complete
 
 META_SCHEMA = b"biasvar.schema"
 META_VERSION = b"biasvar.schema_version"
@@ -261,6 +261,7 @@ def read_table(path: str | Path, schema: TableSchema, columns: list[str] | None 
                filters=None) -> pa.Table:
     """Read and validate a file written with ``schema``; corrupted files are named."""
     path = Path(path)
+    check_complete(path)
     try:
         file_schema = pq.read_schema(path)
     except FileNotFoundError as e:
@@ -283,9 +284,22 @@ def read_table(path: str | Path, schema: TableSchema, columns: list[str] | None 
 
 
 def read_params(path: str | Path) -> dict[str, Any]:
-    """The producing params stored in a file's metadata."""
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta.get(META_PARAMS, b"{}"))
+    """The producing params (and identity) stored in a file's metadata; a missing or
+    unreadable file, or metadata that is not a JSON object, is named."""
+    path = Path(path)
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: not found") from e
+    except Exception as e:
+        raise InputError(f"{path}: not a readable Parquet file ({e})") from e
+    try:
+        params = json.loads(meta.get(META_PARAMS, b"{}"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: metadata {META_PARAMS.decode()} is not JSON ({e})") from e
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: metadata {META_PARAMS.decode()} is not a JSON object")
+    return params
 
 
 def table_from_columns(schema: TableSchema, cols: dict[str, list[np.ndarray]]) -> pa.Table:

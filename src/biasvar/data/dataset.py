@@ -91,8 +91,13 @@ def save_dataset(ds: Dataset, path: str | Path) -> None:
                  **{k: getattr(ds, k) for k in DATASET_KEYS})
 
 
-def load_dataset(path: str | Path) -> Dataset:
-    """Read a dataset written by ``save_dataset``; a corrupted file is named."""
+def load_dataset(path: str | Path, label_noise: float | None = None) -> Dataset:
+    """Read a dataset written by ``save_dataset``; a corrupted file is named.
+
+    With ``label_noise``, the level the file records must be that one: a
+    ``noise-0.15.npz`` that holds another level (copied, renamed, left by a
+    variant) is refused rather than read as what its name says.
+    """
     path = Path(path)
     try:
         with np.load(path) as z:
@@ -115,5 +120,8 @@ def load_dataset(path: str | Path) -> Dataset:
         a = arrays[k]
         if a.size and (a.min() < 0 or a.max() >= N_CLASSES):
             raise InputError(f"{path}: array {k} has labels outside [0, {N_CLASSES})")
-    label_noise = float(arrays.pop("label_noise"))
-    return Dataset(**arrays, label_noise=label_noise)
+    recorded = float(arrays.pop("label_noise"))
+    if label_noise is not None and recorded != float(label_noise):
+        raise InputError(f"{path}: records label_noise {recorded:g}, but is read as the "
+                         f"dataset of label_noise {float(label_noise):g} (regenerate it)")
+    return Dataset(**arrays, label_noise=recorded)

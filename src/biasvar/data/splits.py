@@ -102,10 +102,29 @@ def load_split(path: str | Path) -> Split:
     return Split(draws, indices, method, n_train, seed, parts)
 
 
-def in_bag_indices(paths) -> dict[int, np.ndarray]:
-    """Each draw's distinct training indices, from split files: ``{draw: (n_in_bag,)}``."""
+def split_file(directory: str | Path, block: int) -> Path:
+    """The split stage's file of ``block`` (``split@<block>`` in dvc.yaml)."""
+    return Path(directory) / f"block-{block}.npz"
+
+
+def load_block_splits(directory: str | Path, blocks) -> dict[int, Split]:
+    """The split files of exactly the blocks params list (never a glob of ``directory``:
+    a file left by an earlier variant must not change the result); a missing one is
+    named."""
+    from biasvar.core.errors import ParamError
+
+    if not isinstance(blocks, (list, tuple)) or not blocks or not all(
+            isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in blocks):
+        raise ParamError("ensemble.blocks", blocks,
+                         "a non-empty list of distinct block ids (integers >= 0)")
+    return {int(b): load_split(split_file(directory, b)) for b in sorted(set(blocks))}
+
+
+def in_bag_indices(splits) -> dict[int, np.ndarray]:
+    """Each draw's distinct training indices: ``{draw: (n_in_bag,)}``, from ``Split``
+    objects or split file paths."""
     out: dict[int, np.ndarray] = {}
-    for f in paths:
-        s = load_split(f)
+    for f in splits:
+        s = f if isinstance(f, Split) else load_split(f)
         out.update({int(d): np.unique(s.for_draw(int(d))) for d in s.draws})
     return out

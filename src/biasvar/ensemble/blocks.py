@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from biasvar.core.errors import InputError
-from biasvar.core.io import atomic_dir, read_json
+from biasvar.core.io import atomic_dir, check_complete, read_json
 from biasvar.core.schema import require_finite_logits
 
 CURVE_COLUMNS = ("member", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
@@ -70,6 +70,27 @@ def split_scalars(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def dataset_identity(dataset) -> dict[str, Any]:
+    """What identifies a dataset file's contents: its sizes and the SHA-256 of its inputs,
+    test labels, clean and (noisy) training labels. Recorded by ``train`` in each block
+    and by ``collect`` in each logits file; readers recompute it from the dataset they
+    load and refuse a mismatch (another ``data.*``, ``data.noise_seed``, label-noise level).
+    """
+    return {
+        "n_train": int(len(dataset.y_train)), "n_test": int(len(dataset.y_test)),
+        "x_sha256": fingerprint(dataset.x_train, dataset.x_test),
+        "y_test_sha256": fingerprint(np.asarray(dataset.y_test, np.int64)),
+        "y_train_clean_sha256": fingerprint(np.asarray(dataset.y_train_clean, np.int64)),
+        "y_train_sha256": fingerprint(np.asarray(dataset.y_train, np.int64)),
+    }
+
+
+def draw_fingerprints(split) -> dict[str, str]:
+    """``{draw: SHA-256 of its training indices}`` of a split (JSON keys are strings)."""
+    return {str(int(d)): fingerprint(np.asarray(row, np.int64))
+            for d, row in zip(split.draws, split.indices, strict=True)}
+
+
 def block_info(label_noise: float, width: int, block: int, params: dict[str, Any],
                layout: dict[str, Any], dataset, split, split_file: str | Path | None = None
                ) -> dict[str, Any]:
@@ -83,21 +104,14 @@ def block_info(label_noise: float, width: int, block: int, params: dict[str, Any
     the (noisy) training labels; ``split``: its scalars (method, n_train, …), its
     draws, the SHA-256 of the whole split and of each draw's indices.
     """
-    dataset_id = {
-        "n_train": int(len(dataset.y_train)), "n_test": int(len(dataset.y_test)),
-        "x_sha256": fingerprint(dataset.x_train, dataset.x_test),
-        "y_test_sha256": fingerprint(np.asarray(dataset.y_test, np.int64)),
-        "y_train_clean_sha256": fingerprint(np.asarray(dataset.y_train_clean, np.int64)),
-        "y_train_sha256": fingerprint(np.asarray(dataset.y_train, np.int64)),
-    }
+    dataset_id = dataset_identity(dataset)
     draws = np.asarray(split.draws, np.int64)
     indices = np.asarray(split.indices, np.int64)
     scalars = split_scalars(split_file) if split_file is not None else {}
     split_id = {
         **scalars, "method": str(split.method), "n_train": int(split.n_train),
         "draws": draws.tolist(), "sha256": fingerprint(draws, indices),
-        "draw_sha256": {str(int(d)): fingerprint(row) for d, row in zip(draws, indices,
-                                                                        strict=True)},
+        "draw_sha256": draw_fingerprints(split),
     }
     return {"label_noise": label_noise, "width": width, "block": block, "params": params,
             "layout": layout, "dataset": dataset_id, "split": split_id}
@@ -160,6 +174,7 @@ def load_block(path: str | Path) -> BlockLogits:
     """Read a block's logits and info; a missing or corrupted file is named."""
     path = Path(path)
     f = path / "logits.npz"
+    check_complete(f)
     keys = ("members", "draws", "seeds", "test", "train", "test_labels", "train_labels")
     try:
         with np.load(f) as z:

@@ -157,12 +157,74 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                 table = logits_table(p, w, cat["members"], cat["draws"], cat["seeds"], {
                     "test": (cat["test"], parts[0].test_labels),
                     "train": (cat["train"], parts[0].train_labels)})
-                write_config(tmp / "logits", p, w, table,
-                             {"label_noise": p, "width": w, **parts[0].info["params"],
-                              "layout": parts[0].info["layout"]})
+                write_config(tmp / "logits", p, w, table, _identity(p, w, parts, blocks))
         pd.DataFrame(member_rows).to_csv(tmp / "members.csv", index=False, float_format="%.6g")
         pd.concat(curve_frames).to_csv(tmp / "curves.csv", index=False, float_format="%.6g")
     return {"configs": len(label_noise) * len(widths), "members": len(member_rows)}
+
+
+def _identity(p: float, w: int, parts: list, blocks: list[int]) -> dict[str, Any]:
+    """What a collected logits file records about itself (its Parquet metadata): the
+    config, the producing params and member layout, the blocks it merges, and the
+    fingerprints of its dataset and of every draw's training indices, so that a reader
+    can check the dataset and split files it pairs it with (``check_identity``)."""
+    info = parts[0].info
+    split = {k: v for k, v in info["split"].items() if k not in ("draws", "sha256",
+                                                                 "draw_sha256")}
+    draw_sha: dict[str, str] = {}
+    for blk in parts:
+        draw_sha.update(blk.info["split"]["draw_sha256"])
+    return {"label_noise": p, "width": w, **info["params"], "layout": info["layout"],
+            "blocks": sorted(int(b) for b in blocks), "dataset": info["dataset"],
+            "split": {**split, "draw_sha256": dict(sorted(draw_sha.items(),
+                                                          key=lambda kv: int(kv[0])))}}
+
+
+def check_identity(root: str | Path, label_noise: float, width: int, *,
+                   blocks: list[int] | None = None, dataset=None,
+                   splits: dict | None = None) -> None:
+    """Refuse a collected logits file that is not what the reading stage expects.
+
+    The file's recorded identity (see ``collect``) is compared with: ``blocks``, the
+    blocks params list now; ``dataset``, the dataset file the stage pairs it with
+    (its fingerprints, e.g. the noisy labels behind the ``noisy`` flags); ``splits``,
+    ``{block: Split}``, the split files it reads in-bag indices from (each draw's
+    indices must be those the members trained on). The error names the file and the
+    recorded field.
+    """
+    from biasvar.core.schema import read_params
+    from biasvar.ensemble.blocks import dataset_identity, draw_fingerprints
+
+    path = config_file(root, label_noise, width)
+    rec = read_params(path)
+    hint = "(rerun collect, or the stage that wrote the other file)"
+
+    def need(key: str) -> Any:
+        if key not in rec:
+            raise InputError(f"{path}: records no {key!r} (collected by an older version; "
+                             "rerun collect)")
+        return rec[key]
+
+    if blocks is not None and need("blocks") != sorted(int(b) for b in blocks):
+        raise InputError(f"{path}: records blocks {rec['blocks']}, but params list "
+                         f"ensemble.blocks = {sorted(int(b) for b in blocks)} {hint}")
+    if dataset is not None:
+        recorded = need("dataset")
+        for key, value in dataset_identity(dataset).items():
+            if recorded.get(key) != value:
+                raise InputError(f"{path}: records dataset.{key} = {_short(recorded.get(key))}"
+                                 f", but the dataset read with it has {_short(value)} {hint}")
+    if splits is not None:
+        recorded = need("split").get("draw_sha256", {})
+        for block, split in sorted(splits.items()):
+            for draw, sha in draw_fingerprints(split).items():
+                if draw not in recorded:
+                    raise InputError(f"{path}: records no draw {draw}, but the split file of "
+                                     f"block {block} holds it {hint}")
+                if recorded[draw] != sha:
+                    raise InputError(f"{path}: records split.draw_sha256.{draw} = "
+                                     f"{_short(recorded[draw])}, but the split file of block "
+                                     f"{block} has {_short(sha)} {hint}")
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

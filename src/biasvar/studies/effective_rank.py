@@ -139,8 +139,15 @@ def load_member(block: str | Path, member: int, model_params: Mapping[str, Any],
     return model
 
 
-def probe_block(block: str | Path, x: np.ndarray, center: bool) -> list[dict[str, Any]]:
-    """One row (``ERANK_MEMBER_COLUMNS``) per member of a trained block, embedding ``x``."""
+def probe_block(block: str | Path, x: np.ndarray, center: bool,
+                expect: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row (``ERANK_MEMBER_COLUMNS``) per member of a trained block, embedding ``x``.
+
+    ``expect``: what the block's ``members.json`` must record (``label_noise``,
+    ``width``, ``block``, ``x_sha256``: the fingerprint of the dataset inputs it was
+    trained on), so that a block copied from another config or trained on other data
+    is refused, naming the file and the field.
+    """
     from biasvar.core.io import read_json
 
     block = Path(block)
@@ -149,9 +156,17 @@ def probe_block(block: str | Path, x: np.ndarray, center: bool) -> list[dict[str
         model_params, width = info["params"]["model"], int(info["width"])
         members = info["members"]
         noise = float(info["label_noise"])
-    except (KeyError, TypeError) as e:
+        recorded = {"label_noise": noise, "width": width, "block": info["block"],
+                    "x_sha256": info["dataset"]["x_sha256"]}
+    except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{block / 'members.json'}: lacks {e} (params.model, width, "
-                         "label_noise, members)") from e
+                         "label_noise, block, dataset.x_sha256, members)") from e
+    for key, want in (expect or {}).items():
+        got = recorded[key]
+        if (float(got) != float(want)) if key == "label_noise" else got != want:
+            field = "dataset.x_sha256" if key == "x_sha256" else key
+            raise InputError(f"{block / 'members.json'}: records {field} = {got!r}, but is read "
+                             f"as {field} {want!r} (retrain the block, or regenerate the data)")
     rows = []
     for m in members:
         emb = embeddings(load_member(block, int(m["member"]), model_params, width), x)  # (N, F)
@@ -178,13 +193,15 @@ def summarize(members: Any) -> Any:
 
 def run_probe(members_root: str | Path, inputs: Mapping[Any, np.ndarray],
               widths: Sequence[int], blocks: Sequence[int], center: bool,
-              threads: int = 0) -> tuple[StudyResult, Any]:
+              threads: int = 0, x_sha256: Mapping[Any, str] | None = None
+              ) -> tuple[StudyResult, Any]:
     """Effective rank of every listed member; returns (summary result, per-member table).
 
     ``inputs`` maps each label-noise level, as it names the member directories
     (``noise-<p>``), to the ``(N, 40)`` inputs to embed. Only the blocks listed
-    are read (not whatever lies on disk). The summary's metrics give, per
-    noise level, the mean effective rank at each width.
+    are read (not whatever lies on disk), and each must record the config it is
+    read as and, with ``x_sha256`` (per level), the dataset the inputs come from.
+    The summary's metrics give, per noise level, the mean effective rank at each width.
     """
     import pandas as pd
     import torch
@@ -197,7 +214,10 @@ def run_probe(members_root: str | Path, inputs: Mapping[Any, np.ndarray],
     for noise, x in inputs.items():
         for width in widths:
             for b in blocks:
-                rows += probe_block(block_dir(members_root, noise, width, b), x, center)
+                expect = {"label_noise": noise, "width": width, "block": b}
+                if x_sha256 is not None:
+                    expect["x_sha256"] = x_sha256[noise]
+                rows += probe_block(block_dir(members_root, noise, width, b), x, center, expect)
     per_member = pd.DataFrame(rows, columns=list(ERANK_MEMBER_COLUMNS))
     per_member = per_member.sort_values(["label_noise", "width", "member"], kind="stable")
     per_member = per_member.reset_index(drop=True)
