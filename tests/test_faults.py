@@ -930,3 +930,26 @@ def test_a_kill_between_the_two_renames_is_undone_by_the_next_writer(tmp_path):
         raise RuntimeError("the new report fails")
     assert (target / "README.md").read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["default"]
+
+
+def test_calibration_intervention_reads_only_the_split_files_params_list(tree):
+    """A stray ``block-1.npz`` (here: not even a split file) beside the listed block's is
+    never opened (before: the stage globbed ``block-*.npz`` and read it)."""
+    import yaml
+
+    root = _decompose_project(tree, [0])
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["calibration_intervention"] = {"ece_bins": 5, "bootstrap": 20, "ci": 0.95,
+                                          "seed": 0}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "split-files" / "block-1.npz").write_bytes(b"left by an earlier variant")
+    r = _run_stage(root, "calibration_intervention.py", "--logits", "collected/logits",
+                   "--splits", "split-files", "--out", "ci.csv", "--bins", "bins.csv",
+                   "--metrics", "ci.json")
+    assert r.returncode == 0, r.stderr
+    (root / "split-files" / "block-0.npz").unlink()
+    r = _run_stage(root, "calibration_intervention.py", "--logits", "collected/logits",
+                   "--splits", "split-files", "--out", "ci2.csv", "--bins", "bins2.csv",
+                   "--metrics", "ci2.json")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr == f"error: {Path('split-files') / 'block-0.npz'}: split not found\n"
