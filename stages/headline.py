@@ -19,17 +19,26 @@ def main() -> None:
 
     from biasvar.core.errors import InputError
     from biasvar.core.io import read_json, write_json
-    from biasvar.report.headline import headline, width_curves, write_width_curves
+    from biasvar.report.headline import (
+        headline,
+        width_curve_tables,
+        width_curves,
+        write_width_tables,
+    )
 
+    # Everything is computed and checked before either output is touched; each output is
+    # then replaced whole (DVC leaves them in place: `persist`), so a bad input leaves
+    # the committed metrics/ exactly as they were.
     try:
         alignment = read_json(args.alignment)
         numbers = headline(alignment)
         curves = width_curves(alignment)
+        tables = width_curve_tables(curves)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise InputError(f"{args.alignment}: not an alignment metrics file "
                          f"({e.__class__.__name__}: {e})") from e
+    write_width_tables(tables, args.curves)
     write_json(args.out, numbers)
-    write_width_curves(curves, args.curves)
     print(f"headline: {sum(len(v) for v in numbers.values())} numbers -> {args.out}; "
           f"width curves of {len(curves)} levels -> {args.curves}")
 

@@ -4,8 +4,10 @@ import argparse
 
 from _common import run
 
-PARAMS = ("plot", "model", "pc_bias.converged_fraction", "pc_bias.configs",
+PARAMS = ("plot", "model", "pc_bias.converged_fraction", "pc_bias.configs", "spectral.configs",
           "spectral_cls.configs", "erank_depth.configs")
+# The studies whose configs (params keys) name the tables plot reads.
+CONFIG_STUDIES = ("spectral", "pc_bias", "spectral_cls", "erank_depth")
 
 
 def main() -> None:
@@ -23,11 +25,37 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="reports/ (the report name is a param)")
     args = ap.parse_args()
 
+    from collections.abc import Mapping
     from pathlib import Path
 
     from biasvar.core.config import load_declared
+    from biasvar.core.errors import ParamError
     from biasvar.core.io import read_json
-    from biasvar.core.schema import DECOMPOSITION, FITS, RELIABILITY, SUMMARY, read_table
+    from biasvar.core.schema import (
+        ALIGNMENT_SIZE_CSV,
+        ALIGNMENT_SIZE_INF_CSV,
+        CALIBRATION_INTERVENTION_CSV,
+        COLLAPSE_CSV,
+        COLLAPSE_EXAMPLES_CSV,
+        COLLAPSE_MODEL_CSV,
+        CURVES_CSV,
+        DECOMPOSITION,
+        ERANK_CSV,
+        ERANK_DEPTH_CSV,
+        FITS,
+        MEMBERS_CSV,
+        PC_BIAS_CSV,
+        RELIABILITY,
+        RIDGELESS_CSV,
+        SPECTRAL_CLS_CSV,
+        SPECTRAL_CSV,
+        SUMMARY,
+        TRADEOFF_CSV,
+        check_config_name,
+        read_csv,
+        read_params,
+        read_table,
+    )
     from biasvar.ensemble.config import ModelParams
     from biasvar.report.config import Style
     from biasvar.report.document import (
@@ -44,9 +72,19 @@ def main() -> None:
         write_report,
     )
 
+    if args.alignment_size and len(args.alignment_size.split(",")) != 2:
+        ap.error(f"--alignment-size {args.alignment_size!r}: two CSV paths, comma-separated")
     prm = load_declared(PARAMS)
     style = prm.section(Style)
     model = prm.section(ModelParams)
+    # Each config key names a table that the study stage wrote (and refused to write under
+    # any other name); plot reads those tables, never whatever else lies in the folder.
+    configs = {}
+    for study in CONFIG_STUDIES:
+        declared = prm.get(f"{study}.configs")
+        if not isinstance(declared, Mapping):
+            raise ParamError(f"{study}.configs", declared, "a mapping of name -> overrides")
+        configs[study] = sorted(check_config_name(study, c) for c in declared)
     d = Path(args.decomposition)
     examples = read_table(d / "examples.parquet", DECOMPOSITION).to_pandas()
     summary = read_table(d / "summary.parquet", SUMMARY).to_pandas()
@@ -55,48 +93,54 @@ def main() -> None:
     metrics = {"alignment": read_json(args.metrics)}
     import pandas as pd
 
-    curves = pd.read_csv(args.curves)
-    members = pd.read_csv(args.members)
+    # Every CSV goes through read_csv: an empty, half-written or foreign table is one line
+    # naming the file and the column, before any figure is drawn.
+    curves = read_csv(args.curves, CURVES_CSV)
+    members = read_csv(args.members, MEMBERS_CSV)
+    # the level of the decomposition's intervals, as decompose recorded it in its files
+    ci = read_params(d / "summary.parquet").get("decompose", {}).get("ci", 0.95)
     rep = main_report(examples, summary, reliability, fits, curves, members, metrics, style,
-                      model.arch, model.depth, model.residual)
+                      model.arch, model.depth, model.residual, ci=ci)
     if args.alignment_size:
         per_size, inf = args.alignment_size.split(",")
-        add_alignment_size(rep, pd.read_csv(per_size), pd.read_csv(inf), style)
+        add_alignment_size(rep, read_csv(per_size, ALIGNMENT_SIZE_CSV),
+                           read_csv(inf, ALIGNMENT_SIZE_INF_CSV), style)
         metrics["alignment_size"] = read_json(Path(args.metrics).parent / "alignment_size.json")
     if args.calibration:
-        add_calibration_intervention(rep, pd.read_csv(args.calibration), style)
+        add_calibration_intervention(rep, read_csv(args.calibration,
+                                                   CALIBRATION_INTERVENTION_CSV), style)
         metrics["calibration_intervention"] = read_json(
             Path(args.metrics).parent / "calibration_intervention.json")
     if args.studies:
         st = Path(args.studies)
-        spectral = sorted((st / "spectral").glob("*.csv"))
+        mdir = Path(args.metrics).parent
         for name in ("tradeoff", "ridgeless", "erank"):
-            metrics[name] = read_json(Path(args.metrics).parent / f"{name}.json")
-        # each spectral@<config> writes its table and its metrics together; the
-        # tables (a declared dependency) name the configurations
-        for f in spectral:
-            metrics[f"spectral-{f.stem}"] = read_json(Path(args.metrics).parent
-                                                      / f"spectral-{f.stem}.json")
-        if (st / "collapse.csv").exists():
-            add_collapse(rep, pd.read_csv(st / "collapse.csv"),
-                         pd.read_csv(st / "collapse_examples.csv"),
-                         pd.read_csv(st / "collapse_model.csv"), style)
-            metrics["collapse"] = read_json(Path(args.metrics).parent / "collapse.json")
+            metrics[name] = read_json(mdir / f"{name}.json")
+        # each spectral@<config> writes its table and its metrics together
+        spectral = [read_csv(st / "spectral" / f"{c}.csv", SPECTRAL_CSV)
+                    for c in configs["spectral"]]
+        for c in configs["spectral"]:
+            metrics[f"spectral-{c}"] = read_json(mdir / f"spectral-{c}.json")
+        add_collapse(rep, read_csv(st / "collapse.csv", COLLAPSE_CSV),
+                     read_csv(st / "collapse_examples.csv", COLLAPSE_EXAMPLES_CSV),
+                     read_csv(st / "collapse_model.csv", COLLAPSE_MODEL_CSV), style)
+        metrics["collapse"] = read_json(mdir / "collapse.json")
         # the simplicity-bias studies: each <study>@<config> writes its table and metrics
-        # together; the tables (a declared dependency) name the configurations
+        # together; only the configs params.yaml declares now (a folder can still hold the
+        # tables of configs an earlier variant ran: DVC does not delete them)
+        fmt = {"pc_bias": PC_BIAS_CSV, "spectral_cls": SPECTRAL_CLS_CSV,
+               "erank_depth": ERANK_DEPTH_CSV}
         bias = {}
         for study in ("pc_bias", "spectral_cls", "erank_depth"):
-            # only the configs params.yaml declares now: a folder can still hold the
-            # tables of configs an earlier variant ran (DVC does not delete them)
-            files = [st / study / f"{c}.csv" for c in sorted(prm.get(f"{study}.configs"))]
-            bias[study] = (pd.concat([pd.read_csv(f).assign(config=f.stem) for f in files])
-                           if files else None,
-                           {f.stem: read_json(Path(args.metrics).parent / f"{study}-{f.stem}.json")
-                            for f in files})
+            names = configs[study]
+            bias[study] = (pd.concat([read_csv(st / study / f"{c}.csv", fmt[study])
+                                      .assign(config=c) for c in names]) if names else None,
+                           {c: read_json(mdir / f"{study}-{c}.json") for c in names})
             metrics.update({f"{study}-{k}": v for k, v in bias[study][1].items()})
-        add_studies(rep, pd.read_csv(st / "tradeoff.csv"), pd.read_csv(st / "ridgeless.csv"),
-                    pd.concat([pd.read_csv(f) for f in spectral]) if spectral else None,
-                    pd.read_csv(st / "erank.csv"), style)
+        add_studies(rep, read_csv(st / "tradeoff.csv", TRADEOFF_CSV),
+                    read_csv(st / "ridgeless.csv", RIDGELESS_CSV),
+                    pd.concat(spectral) if spectral else None,
+                    read_csv(st / "erank.csv", ERANK_CSV), style)
         if bias["pc_bias"][1]:
             add_pc_bias(rep, *bias["pc_bias"], prm.get("pc_bias.converged_fraction"), style)
         if bias["spectral_cls"][1]:
@@ -105,7 +149,7 @@ def main() -> None:
             add_erank_depth(rep, *bias["erank_depth"], style)
         summary_bias = simplicity_table(
             bias["pc_bias"][1], bias["spectral_cls"][1], bias["erank_depth"][1],
-            {f.stem: metrics[f"spectral-{f.stem}"] for f in spectral})
+            {c: metrics[f"spectral-{c}"] for c in configs["spectral"]})
         if len(summary_bias):
             add_simplicity_summary(rep, summary_bias)
             metrics["simplicity"] = summary_bias.to_dict(orient="records")

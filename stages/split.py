@@ -5,6 +5,12 @@ Besides the keys it needs, this stage declares the sweep axes
 stage depends on a split, so a bad value anywhere in the sweep fails here,
 before any training. When an axis changes, the splits rerun in a second with
 identical outputs, which leaves training untouched.
+
+It is also the first stage that knows data, split and ensemble together, so it
+refuses, as ``python -m biasvar.tools.validate`` does and before any training, the
+configurations that cannot produce a report (``SplitParams.check_against``): fewer
+than 2 draws across the listed blocks, and a split that leaves a draw no
+out-of-bag example (``split.method: full``).
 """
 
 import argparse
@@ -42,7 +48,7 @@ def main() -> None:
     if args.block not in ens.blocks:
         raise ParamError("ensemble.blocks", list(ens.blocks), f"a list containing {args.block}")
     n_train = n_train_examples(data.num_samples, data.train_split)
-    parts = cfg.check_against(ens, n_train)
+    parts = cfg.check_against(ens, n_train)  # >= 2 draws, out-of-bag examples, parts
     draws = sorted({ens.draw(m) for m in ens.block_members(args.block)})
     split = make_split(cfg.method, n_train, draws, cfg.seed, parts)
     save_split(split, args.out)

@@ -13,6 +13,7 @@ from biasvar.analysis.decompose import DecompositionError, ce_decomposition, mse
 from biasvar.analysis.ensemble_size import (
     COLUMNS,
     EXTRAPOLATION_COLUMNS,
+    EXTRAPOLATION_METHOD_UNWEIGHTED,
     alignment_by_ensemble_size,
     draw_sizes,
     estimator_terms,
@@ -318,7 +319,11 @@ def test_extrapolation_recovers_a_known_limit():
     s_inf, c = 0.62, 1.3
     exact = extrapolate_inverse_k(k, s_inf + c / k)
     assert exact.value_inf == pytest.approx(s_inf, abs=1e-12)
-    assert exact.coef == pytest.approx(c, abs=1e-12) and exact.chi2 == pytest.approx(0, abs=1e-20)
+    assert exact.coef == pytest.approx(c, abs=1e-12)
+    # unweighted (no standard errors): a residual sum is not a chi², so there is none
+    assert np.isnan(exact.chi2) and exact.method == EXTRAPOLATION_METHOD_UNWEIGHTED
+    weighted = extrapolate_inverse_k(k, s_inf + c / k, se=np.full(len(k), 0.01))
+    assert weighted.chi2 == pytest.approx(0, abs=1e-20) and weighted.method.startswith("WLS")
     # noisy replicates with a shared (correlated) component, as bootstrap replicates over
     # the same examples at every K are
     rng = np.random.default_rng(0)
@@ -358,3 +363,26 @@ def test_module_extrapolation_uses_its_own_table():
         h = res.headline["mse"][est]
         assert h["slope"] == pytest.approx(g.slope.iloc[-1], abs=1e-6)
         assert h["slope_inf"] == pytest.approx(ref.value_inf, abs=1e-6)
+
+
+def test_without_bootstrap_the_extrapolation_is_unweighted_and_unchecked():
+    """n_boot = 0 (``alignment_size.bootstrap: 0``, "no intervals"): the K -> inf value is
+    the unweighted line, and it says so; no chi², no standard error, no interval (before,
+    the unweighted residual sum was reported as a chi² under the WLS method's name)."""
+    logits, labels, draws = _ensemble(8, 2, n=200, seed=8)
+    with_boot = alignment_by_ensemble_size(logits, labels, draws, n_boot=100, losses=("mse",))
+    without = alignment_by_ensemble_size(logits, labels, draws, n_boot=0, losses=("mse",))
+    ex, ref = without.extrapolation, with_boot.extrapolation
+    assert (ex.method == EXTRAPOLATION_METHOD_UNWEIGHTED).all()
+    assert (ref.method != EXTRAPOLATION_METHOD_UNWEIGHTED).all()
+    for col in ("chi2", "value_inf_se", "value_inf_ci_low", "value_inf_ci_high", "coef_inv_k_se"):
+        assert ex[col].isna().all(), col
+    assert ref.chi2[ref.dof > 0].notna().all()
+    # the point estimate is the unweighted line through the per-size values
+    t = without.table
+    g = t[(t.estimator == "plugin") & (t.subset == "correct")].sort_values("n_members")
+    e = ex[(ex.estimator == "plugin") & (ex.subset == "correct") & (ex.quantity == "slope")]
+    fit = np.polyfit(1 / g.n_members.to_numpy(float), g.slope.to_numpy(), 1)
+    assert e.value_inf.iloc[0] == pytest.approx(fit[1], rel=1e-9)
+    assert e.coef_inv_k.iloc[0] == pytest.approx(fit[0], rel=1e-9)
+    assert without.headline["mse"]["plugin"]["slope_inf_se"] is None

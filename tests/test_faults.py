@@ -6,10 +6,13 @@ each asserting that the failure is a ``BiasvarError`` (a stage prints it as one
 names the file, key or member at fault, and, where a stage writes, that
 nothing was written.
 
-This module only grows: add a test for every new fault found, and never
-delete or weaken one (a fault that becomes handled gets its test changed to
-assert the handling). Inputs are tiny synthetic blocks and tables, so the whole
-catalogue runs in seconds; faults that need real training train a few steps.
+The catalogue is this module and its topic modules ``test_faults_params.py``
+(the strict params loader and bounds), ``test_faults_cli.py`` (the tools' arguments
+and signals) and ``test_faults_reports.py`` (report and CSV safety). It only grows:
+add a test for every new fault found, and never delete or weaken one (a fault that
+becomes handled gets its test changed to assert the handling). Inputs are tiny
+synthetic blocks and tables, so the whole catalogue runs in seconds; faults that need
+real training train a few steps.
 """
 
 from __future__ import annotations
@@ -478,7 +481,7 @@ def test_validate_names_a_non_list_sweep_axis(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: params.yaml: ensemble.widths = 'abc' is invalid: a non-empty list of "
-        "distinct integers >= 1"]
+        "distinct integers >= 1 and <= 4096"]
 
 
 def test_unwritable_output_folder_is_one_line(tmp_path):

@@ -8,12 +8,12 @@ import yaml
 from biasvar.core.errors import ParamError
 from biasvar.studies.grid import overrides, read_config
 
-DECLARED = ("study.num_samples", "study.seed", "study.base", "study.configs.${key}")
+DECLARED = ("pc_bias.num_samples", "pc_bias.seed", "pc_bias.base", "pc_bias.configs.${key}")
 
 
 def _params(tmp_path, section: dict) -> str:
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"study": section, "other": {"x": 1}}))
+    path.write_text(yaml.safe_dump({"pc_bias": section, "tradeoff": {"x": 1}}))
     return str(path)
 
 
@@ -30,5 +30,5 @@ def test_read_config_keeps_only_the_named_config(tmp_path):
 
 def test_read_config_names_a_missing_declared_key(tmp_path):
     path = _params(tmp_path, {"num_samples": 40, "base": {}, "configs": {"a": {}}})
-    with pytest.raises(ParamError, match="study.seed"):
+    with pytest.raises(ParamError, match="pc_bias.seed"):
         read_config(DECLARED, "a", path)

@@ -172,3 +172,46 @@ def test_topological_puts_every_stage_after_its_inputs():
     assert topological(dot) == ["generate", "train@a", "collect", "plot"]
     with pytest.raises(ValueError, match="cycle"):
         topological('"a" -> "b";\n"b" -> "a";')
+
+
+# ---------------------------------------------------------------- what the checks accept
+def test_set_params_add_to_the_config_file_overrides():
+    """-S changes a value the config file sets, merges a mapping into its section, and
+    leaves the config's other keys as they are."""
+    cfg = {"train": {"lr": 0.1, "steps": 5}, "pc_bias": {"base": {"lr": 1, "depth": 3}}}
+    out = overrides.add_set_params(cfg, ["train.lr=0.2", "pc_bias.base={lr: 2}",
+                                         "ensemble.widths=[4, 8]", "plot.report=paper"])
+    assert out == {"train": {"lr": 0.2, "steps": 5}, "pc_bias": {"base": {"lr": 2, "depth": 3}},
+                   "ensemble": {"widths": [4, 8]}, "plot": {"report": "paper"}}
+    assert cfg["train"]["lr"] == 0.1  # not modified in place
+
+
+def test_targets_may_be_stages_groups_or_dvc_yaml():
+    names = ["generate@0.0", "split@0", "train@0.0-4-0", "collect", "plot"]
+    parallel.check_targets(["plot", "train", "train@0.0-4-0", "dvc.yaml", "dvc.yaml:collect"],
+                           names)
+    with pytest.raises(overrides.ArgumentValueError, match="target 'train@0.0-8-0'"):
+        parallel.check_targets(["train@0.0-8-0"], names)
+
+
+def test_provenance_may_go_to_a_new_folder_in_or_out_of_the_project(tmp_path):
+    from biasvar.tools.provenance import check_destination
+
+    proj = tmp_path / "proj"
+    (proj / "reports" / "default").mkdir(parents=True)
+    for out in (proj / "reports" / "provenance" / "paper", tmp_path / "elsewhere" / "run"):
+        check_destination(out, proj, report="default")
+    with pytest.raises(ValueError, match="reports/default/"):
+        check_destination(proj / "reports" / "default" / "prov", proj, report="default")
+
+
+def test_dry_run_of_the_paper_configuration_passes_every_check(monkeypatch, capsys):
+    """`make paper` with its targets, checked and planned in this checkout: writes nothing."""
+    monkeypatch.chdir(ROOT)
+    before = (ROOT / "params.yaml").read_text()
+    assert parallel.main(["--dry-run", "-j", "2", "--gpus", "none", "--config",
+                          "configs/paper.yaml", "--exp", "paper", "--provenance",
+                          "reports/provenance/paper", "plot", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "would set train.steps = 20000" in out and "job 1: OMP_NUM_THREADS" in out
+    assert (ROOT / "params.yaml").read_text() == before

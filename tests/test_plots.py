@@ -260,3 +260,70 @@ def test_width_tick_labels_never_collide_and_keep_the_ends():
     assert plots.tick_labels([4, 8, 16, 32, 64, 128]) == ["4", "8", "16", "32", "64", "128"]
     # the widest width keeps its label; a width next to it loses its own
     assert plots.tick_labels([8, 16, 32, 34]) == ["8", "16", "", "34"]
+
+
+def test_the_report_needs_only_the_declared_csv_columns(tables):
+    """The plot stage reads each CSV through ``schema.read_csv`` with a declared format:
+    the report must build from those columns alone (a figure that starts to use another
+    column must declare it, so a file without it is refused with one line, not a
+    ``KeyError`` mid-report)."""
+    from biasvar.analysis.calibration_intervention import calibration_all
+    from biasvar.analysis.ensemble_size import ensemble_size_all
+    from biasvar.core.schema import (
+        ALIGNMENT_SIZE_CSV,
+        ALIGNMENT_SIZE_INF_CSV,
+        CALIBRATION_INTERVENTION_CSV,
+        CURVES_CSV,
+        ERANK_CSV,
+        MEMBERS_CSV,
+        RIDGELESS_CSV,
+        SPECTRAL_CSV,
+        TRADEOFF_CSV,
+    )
+    from biasvar.report.document import (
+        add_alignment_size,
+        add_calibration_intervention,
+        add_studies,
+    )
+
+    def only(table, fmt):
+        return table[list(fmt.columns)].copy()
+
+    import matplotlib.pyplot as plt
+
+    plt.close("all")  # the earlier tests' figures: this one opens a dozen more
+    t = tables
+    rep = main_report(t["examples"], t["summary"], t["reliability"], t["fits"],
+                      only(t["curves"], CURVES_CSV), only(t["members"], MEMBERS_CSV),
+                      t["metrics"], STYLE, "mlp", 2, False)
+    size, extrap, _ = ensemble_size_all(t["root"], NOISE, WIDTHS, n_boot=5, seed=0, ci=0.9)
+    add_alignment_size(rep, only(size, ALIGNMENT_SIZE_CSV), only(extrap, ALIGNMENT_SIZE_INF_CSV),
+                       STYLE)
+    in_bag = {d: np.arange(0, 40, d + 2) for d in range(3)}
+    calib, _, _ = calibration_all(t["root"], NOISE, WIDTHS, in_bag, n_bins=5, n_boot=5, seed=0,
+                                  ci=0.9)
+    add_calibration_intervention(rep, only(calib, CALIBRATION_INTERVENTION_CSV), STYLE)
+    d = np.arange(1, 7)
+    trade = pd.DataFrame({"hidden_units": d, "n_params": 3 * d, "noise": 0.09,
+                          "bias2": 0.3 / d, "variance": 0.02 * d,
+                          "total": 0.09 + 0.3 / d + 0.02 * d, "test_loss": 0.1 + 0.3 / d,
+                          "test_loss_se": 0.01, "train_loss": 0.05})
+    ridge = pd.DataFrame({"n_features": [1, 5, 15, 20], "n_train": 15,
+                          "train_mse_mean": 0.1, "train_mse_median": [1, .5, 0, 0],
+                          "test_mse_mean": 1.0, "test_mse_median": [1, 2, 1e5, 3],
+                          "test_mse_q25": 0.5, "test_mse_q75": 2.0, "coef_norm_median": 1.0})
+    spec = pd.DataFrame([{"config": "relu", "step": s, "frequency": k, "amplitude": 1.0,
+                          "magnitude": 0.5, "normalized_magnitude": min(1.0, s / (10 * k)),
+                          "loss": 0.1} for s in range(0, 100, 10) for k in (5, 10)])
+    er = pd.DataFrame([{"label_noise": q, "width": w, "n_members": 6, "feature_dim": w,
+                        "erank_mean": 0.7 * w, "erank_sd": 0.1, "erank_min": 0.6 * w,
+                        "erank_max": 0.8 * w, "erank_ratio_mean": 0.7, "rank_mean": w,
+                        "dead_units_mean": 0.0} for q in NOISE for w in WIDTHS])
+    add_studies(rep, only(trade, TRADEOFF_CSV), only(ridge, RIDGELESS_CSV),
+                only(spec, SPECTRAL_CSV), only(er, ERANK_CSV), STYLE)
+    assert [f.name for f in rep.figures][-4:] == ["tradeoff", "ridgeless", "spectral",
+                                                  "effective_rank"]
+    assert {"alignment_size", "calibration_intervention"} <= {f.name for f in rep.figures}
+    assert set(ALIGNMENT_SIZE_CSV.columns) <= set(size.columns)  # the writer's columns
+    assert set(CALIBRATION_INTERVENTION_CSV.columns) <= set(calib.columns)
+    plt.close("all")

@@ -18,7 +18,7 @@ from biasvar.studies.tradeoff import TRADEOFF_COLUMNS
 TINY = {
     **BIAS_STUDIES,
     "data": {"label_noise": [0.0], "num_samples": 200, "train_split": 0.5},
-    "ensemble": {"widths": [4], "blocks": [0], "block_size": 2, "seeds_per_draw": 2},
+    "ensemble": {"widths": [4], "blocks": [0], "block_size": 2, "seeds_per_draw": 1},
     "train": {"steps": 10, "log_every": 5, "batch_size": 50},
     "collapse": {"num_samples": 1000, "widths": [4, 8], "draws": 2, "seeds_per_draw": 2,
                  "steps": 20, "batch_size": 25},

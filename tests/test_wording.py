@@ -181,6 +181,16 @@ def test_calibration_caption_says_where_the_gap_moved_toward_zero():
     assert "gap 1.45 → -1.50" in overshoot and "member ECE 0.400 → 0.050" in overshoot
 
 
+def test_calibration_caption_gives_no_verdict_without_intervals():
+    """``calibration_intervention.bootstrap: 0`` (no intervals) must not read as "the gap
+    moved toward 0 at no width" (a verdict the data never tested): it says untested."""
+    from biasvar.report.document import calibration_words
+
+    text = calibration_words(_calibration([0.2, 0.1, 1.4, 0.3, 0.0], ci=np.nan))
+    assert "at no width" not in text and "at width" not in text
+    assert "untested" in text and "calibration_intervention.bootstrap = 0" in text
+
+
 def _member_error(rows):
     """A summary table with the test member_error of (label_noise, width, value) rows."""
     return pd.DataFrame([{"label_noise": p, "width": w, "quantity": "member_error",
@@ -218,3 +228,41 @@ def test_variance_peak_words_count_grid_steps_from_the_threshold():
     assert "at width 24, 1 grid step below the grid point nearest the threshold" in \
         variance_peak_words(summary, 31.0)
     assert variance_peak_words(summary, None) == ""
+
+
+def _size_tables(chi2: float, se: float):
+    """An alignment-size table (MSE plug-in at K = 4, 8, 16) and its extrapolation row."""
+    table = pd.DataFrame([{"label_noise": 0.0, "width": 64, "subset": "correct", "loss": "mse",
+                           "estimator": "plugin", "n_members": k, "slope": s}
+                          for k, s in ((4, 0.9), (8, 0.8), (16, 0.75))])
+    extrap = pd.DataFrame([{"label_noise": 0.0, "width": 64, "subset": "correct",
+                            "quantity": "slope", "loss": "mse", "estimator": "plugin",
+                            "value_inf": 0.7, "value_inf_se": se, "chi2": chi2, "dof": 1}])
+    return table, extrap
+
+
+def test_size_words_give_the_1_over_k_verdict_only_with_a_chi2():
+    """A fit without bootstrap standard errors has no chi² (NaN): the words say the model is
+    not checked; before, NaN / dof <= 3 was False and the caption said "does not fit: χ² nan",
+    and the unweighted residual sum it used to carry said "fits"."""
+    from biasvar.report.document import size_words
+
+    assert "1/K model does not fit: χ² 82.3 on 1 dof" in size_words(
+        *_size_tables(82.3, 0.01), 0.0)
+    assert "(K → ∞: 0.70 ± 0.010, 1/K model fits: χ² 0.5 on 1 dof)" in size_words(
+        *_size_tables(0.5, 0.01), 0.0)
+    off = size_words(*_size_tables(float("nan"), float("nan")), 0.0)
+    assert "(K → ∞: 0.70, unweighted; 1/K model not checked)" in off
+    assert "fits" not in off and "χ²" not in off and "nan" not in off
+
+
+def test_interval_wording_follows_the_decomposition():
+    """The captions state the level the decomposition used (``decompose.ci``), and no
+    intervals at all when it made none (``decompose.intervals: false``)."""
+    from biasvar.report.document import interval_text
+
+    with_ci = pd.DataFrame({"ci_low": [0.1, 0.2]})
+    without = pd.DataFrame({"ci_low": [np.nan, np.nan]})
+    assert interval_text(with_ci, 0.9).startswith("with 90 % intervals")
+    assert interval_text(with_ci, 0.95).startswith("with 95 % intervals")
+    assert interval_text(without, 0.95) == "without intervals (decompose.intervals = false)"

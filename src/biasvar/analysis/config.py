@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from biasvar.core.config import Bool, Choice, Int, OpenUnitInterval, Section, Seed
+from biasvar.core.config import Bins, Bool, Bootstrap, Choice, OpenUnitInterval, Section, Seed
 
 
 class DecomposeParams(Section):
@@ -13,7 +13,7 @@ class DecomposeParams(Section):
     SECTION: ClassVar[str] = "decompose"
     intervals: Bool  # delete-one-draw jackknife intervals (false: skip them)
     ci: OpenUnitInterval  # confidence level of the intervals
-    ece_bins: Int(1)  # equal-width confidence bins
+    ece_bins: Bins  # equal-width confidence bins
 
 
 class RegressParams(Section):
@@ -21,7 +21,7 @@ class RegressParams(Section):
 
     SECTION: ClassVar[str] = "regress"
     estimator: Choice("plugin", "unbiased")
-    bootstrap: Int(0)
+    bootstrap: Bootstrap  # 0: no intervals
     ci: OpenUnitInterval
     seed: Seed
 
@@ -30,7 +30,9 @@ class AlignmentSizeParams(Section):
     """Alignment against ensemble size (``alignment_size.*``): bootstrap over examples."""
 
     SECTION: ClassVar[str] = "alignment_size"
-    bootstrap: Int(0)  # replicates resampling test examples (0: no intervals)
+    # replicates resampling test examples (0: no intervals, no extrapolation standard errors
+    # and no check of the 1/K model; the K -> infinity value is then an unweighted fit)
+    bootstrap: Bootstrap
     ci: OpenUnitInterval
     seed: Seed
 
@@ -39,7 +41,7 @@ class CalibrationInterventionParams(Section):
     """Per-member temperature scaling on out-of-bag data (``calibration_intervention.*``)."""
 
     SECTION: ClassVar[str] = "calibration_intervention"
-    ece_bins: Int(1)  # equal-width confidence bins for ECE and the per-bin table
-    bootstrap: Int(0)  # replicates resampling test examples (paired before/after)
+    ece_bins: Bins  # equal-width confidence bins for ECE and the per-bin table
+    bootstrap: Bootstrap  # replicates resampling test examples (paired before/after)
     ci: OpenUnitInterval
     seed: Seed

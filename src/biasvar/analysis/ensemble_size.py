@@ -103,10 +103,16 @@ Extrapolation to K -> ∞ (``extrapolate_inverse_k``)
     bootstrap standard errors, which leave out the randomness of the members:
     a large ``chi2`` says that the 1/K model does not hold over the sizes or
     that those errors are too small, and ``value_inf`` should then be read as
-    a trend, not a measurement. For an unbiased estimator the coefficient
-    ``c`` measures the residual drift: the log of an unbiased but noisy term
-    is biased low (Jensen) and its noise attenuates the slope, both roughly
-    in proportion to 1/K, and exclusions change with K.
+    a trend, not a measurement. Without bootstrap replicates (``n_boot = 0``,
+    ``alignment_size.bootstrap: 0``) there are no per-size standard errors: the
+    fit is unweighted OLS (``method`` says so), and ``chi2``, ``value_inf_se``,
+    its interval and ``coef_inv_k_se`` are NaN. An unweighted residual sum of
+    squares is not a chi²: reported as one, it turned the verdict on the 1/K
+    model from "does not fit" into "fits" merely because intervals were off.
+    For an unbiased estimator the coefficient ``c`` measures the residual
+    drift: the log of an unbiased but noisy term is biased low (Jensen) and
+    its noise attenuates the slope, both roughly in proportion to 1/K, and
+    exclusions change with K.
 
 Caveat for the bias-corrected terms
     Where the true bias is much smaller than the finite-K term it corrects
@@ -192,7 +198,8 @@ EXTRAPOLATION_COLUMNS = {
     "value_inf_ci_high": "upper end",
     "coef_inv_k": "c: the drift coefficient of 1/K (value(K) - value_inf = c / K)",
     "coef_inv_k_se": "its bootstrap standard error",
-    "chi2": "weighted residual sum of squares of the fit (lack of fit; 0 with 2 sizes)",
+    "chi2": "weighted residual sum of squares of the fit (lack of fit; 0 with 2 sizes; "
+            "NaN for an unweighted fit: no bootstrap standard errors)",
     "dof": "sizes - 2",
     "n_sizes": "sizes in the fit",
     "k_min": "smallest K in the fit",
@@ -202,6 +209,9 @@ EXTRAPOLATION_COLUMNS = {
 }
 
 EXTRAPOLATION_METHOD = "WLS of value on 1/K, weights 1/se(K)^2; se over bootstrap replicates"
+# Without standard errors (no bootstrap): the line is still fitted, but nothing checks it.
+EXTRAPOLATION_METHOD_UNWEIGHTED = ("OLS of value on 1/K, unweighted (no bootstrap standard "
+                                   "errors): no chi2, no check of the 1/K model")
 
 
 def draw_sizes(n_draws: int) -> list[int]:
@@ -463,6 +473,8 @@ def extrapolate_inverse_k(n_members, values, se=None, replicates=None,
     WLS formula ``(X' W X)^-1`` for known variances ``se²`` (it ignores any
     correlation between sizes), or with neither, OLS with the residual
     variance (needs 3 sizes). NaN values are left out; fewer than 2 sizes give NaN.
+    ``chi2`` is the weighted residual sum of squares; an unweighted fit (no ``se``, or
+    replicates without spread at some size) has none (NaN, and ``method`` says so).
     """
     k = np.asarray(n_members, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
@@ -478,15 +490,17 @@ def extrapolate_inverse_k(n_members, values, se=None, replicates=None,
             se = None  # a size without spread: fall back to equal weights
     n = int(ok.sum())
     nan = float("nan")
+    method = EXTRAPOLATION_METHOD if se is not None else EXTRAPOLATION_METHOD_UNWEIGHTED
     if n < 2:
-        return InverseKFit(nan, nan, (nan, nan), nan, nan, nan, n - 2, n, EXTRAPOLATION_METHOD)
+        return InverseKFit(nan, nan, (nan, nan), nan, nan, nan, n - 2, n, method)
     x = np.stack([np.ones(n), 1.0 / k[ok]], 1)  # (n, 2)
     w = np.ones(n) if se is None else 1.0 / se[ok] ** 2
     xtwx_inv = np.linalg.inv(x.T @ (w[:, None] * x))
     h = xtwx_inv @ (x.T * w)  # (2, n): the linear map values -> (value_inf, coef)
     beta = h @ y[ok]
     resid = y[ok] - x @ beta
-    chi2 = float((w * resid**2).sum())
+    rss = float((w * resid**2).sum())
+    chi2 = rss if se is not None else nan  # unweighted: a residual sum, not a chi²
     lo_q, hi_q = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
     if reps is not None:
         r = reps[:, ok]
@@ -498,7 +512,7 @@ def extrapolate_inverse_k(n_members, values, se=None, replicates=None,
         if se is not None:
             cov = xtwx_inv
         elif n > 2:
-            cov = xtwx_inv * chi2 / (n - 2)
+            cov = xtwx_inv * rss / (n - 2)
         else:
             cov = np.full((2, 2), nan)
         ses = np.sqrt(np.diag(cov))
@@ -507,7 +521,7 @@ def extrapolate_inverse_k(n_members, values, se=None, replicates=None,
         z = stats.norm.ppf((1 + ci) / 2)
         lo, hi = beta[0] - z * ses[0], beta[0] + z * ses[0]
     return InverseKFit(float(beta[0]), float(ses[0]), (float(lo), float(hi)), float(beta[1]),
-                       float(ses[1]), chi2, n - 2, n, EXTRAPOLATION_METHOD)
+                       float(ses[1]), chi2, n - 2, n, method)
 
 
 @dataclass(frozen=True)
@@ -526,7 +540,8 @@ def alignment_by_ensemble_size(logits: np.ndarray, labels: np.ndarray, draws: np
     each member (a balanced draws x seeds grid). ``sizes``: nested sizes in
     *draws* (default ``draw_sizes(D)``: 1, 2, 4, ..., D). ``n_boot``
     bootstrap replicates over examples (0: no intervals, no extrapolation
-    standard errors), ``seed`` their base seed, ``ci`` the interval level.
+    standard errors, an unweighted extrapolation with no ``chi2``), ``seed``
+    their base seed, ``ci`` the interval level.
     See the module docstring for the estimators, intervals and extrapolation;
     ``COLUMNS`` and ``EXTRAPOLATION_COLUMNS`` document the two tables.
 
@@ -575,9 +590,15 @@ def _extrapolate_all(table: pd.DataFrame, reps: dict, ci: float) -> pd.DataFrame
         g = g.sort_values("n_draws")
         for q in EXTRAPOLATED:
             r = np.stack([reps[(loss, est, sub, d)][q] for d in g["n_draws"]], 1)
-            if not np.isfinite(r).any():
-                r = None  # no bootstrap (n_boot = 0)
-            f = extrapolate_inverse_k(g["n_members"], g[q], replicates=r, ci=ci)
+            boot = bool(np.isfinite(r).any())  # False: n_boot = 0
+            f = extrapolate_inverse_k(g["n_members"], g[q], replicates=r if boot else None,
+                                      ci=ci)
+            if not boot:
+                # No intervals, as documented for n_boot = 0: not the OLS residual-based
+                # ones either; chi2 is NaN already (an unweighted fit).
+                nan = float("nan")
+                f = InverseKFit(f.value_inf, nan, (nan, nan), f.coef, nan, f.chi2, f.dof,
+                                f.n_sizes, f.method)
             out.append({"loss": loss, "estimator": est, "subset": sub, "quantity": q,
                         "value_inf": f.value_inf, "value_inf_se": f.value_inf_se,
                         "value_inf_ci_low": f.value_inf_ci[0],

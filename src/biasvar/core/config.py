@@ -4,11 +4,17 @@ Each subpackage owns the models of the sections it reads (``data.config``,
 ``ensemble.config``, ``analysis.config``, each study module, ``report.config``);
 this module holds what they share:
 
-- ``Section``: the base model (frozen, strict types, unknown keys refused) whose
-  ``from_dict`` turns pydantic's ``ValidationError`` into one ``ParamError``
-  line naming the key path, the value and what is allowed. "What is allowed"
-  is the field's ``description``, so every constraint is stated once, next to
-  the field, in words a user reads.
+- ``Section``: the base model (frozen, strict types, unknown keys refused with
+  the closest allowed key suggested) whose ``from_dict`` turns pydantic's
+  ``ValidationError`` into one ``ParamError`` line naming the key path, the
+  value and what is allowed. "What is allowed" is the field's ``description``,
+  so every constraint is stated once, next to the field, in words a user reads.
+- Field types with their ranges (``Int(min, what, max)``, ``Ints``, ``Width``,
+  ``Steps``, ``Bootstrap``, ...): every size and count a user could mistype has
+  an upper bound (``MAX_*``), stated in its message.
+- ``read_yaml``: the one strict loader of ``tools.validate`` and every stage
+  (duplicate keys, undecodable bytes, binary files, directories and unknown
+  sections are one ``InputError`` line naming the file).
 - ``DeclaredParams``: a stage reads only the keys its ``dvc.yaml`` entry declares.
 - ``RuntimeParams``: ``runtime.*``, the execution settings no stage declares.
 
@@ -40,12 +46,14 @@ def _distinct(v: tuple) -> tuple:
     return v
 
 
-def Ints(min_value: int, what: str):  # noqa: N802 - a type factory, used like a type
-    """A non-empty list of distinct integers >= ``min_value`` (``what`` names the items)."""
+def Ints(min_value: int, what: str, max_value: int | None = None):  # noqa: N802 - a type
+    """A non-empty list of distinct integers in ``[min_value, max_value]`` (``what`` names
+    the items)."""
     return Annotated[
-        tuple[Annotated[int, Field(ge=min_value)], ...],
+        tuple[Annotated[int, Field(ge=min_value, le=max_value)], ...],
         BeforeValidator(_as_tuple), AfterValidator(_distinct),
-        Field(min_length=1, description=f"a non-empty list of distinct {what} >= {min_value}"),
+        Field(min_length=1, description=(
+            f"a non-empty list of distinct {what} {_range(min_value, max_value)}")),
     ]
 
 
@@ -54,8 +62,15 @@ def Choice(*choices: str):  # noqa: N802 - a type factory, used like a type
     return Annotated[Literal[choices], Field(description="one of " + ", ".join(choices))]
 
 
-def Int(min_value: int, what: str = "an integer"):  # noqa: N802
-    return Annotated[int, Field(ge=min_value, description=f"{what} >= {min_value}")]
+def _range(min_value: int, max_value: int | None) -> str:
+    # ">= 1 and <= 4096" (not "in [1, 4096]"): messages keep the ">= min" they always had.
+    return f">= {min_value}" + ("" if max_value is None else f" and <= {max_value}")
+
+
+def Int(min_value: int, what: str = "an integer", max_value: int | None = None):  # noqa: N802
+    """An integer in ``[min_value, max_value]``; the message states the range."""
+    return Annotated[int, Field(ge=min_value, le=max_value,
+                                description=f"{what} {_range(min_value, max_value)}")]
 
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False,
@@ -67,7 +82,39 @@ UnitInterval = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False,
 OpenUnitInterval = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False,
                                           description="a level in (0, 1)")]
 Bool = Annotated[bool, Field(description="true or false")]
-Seed = Int(0, "an integer")
+
+# Upper bounds of sizes and counts. Generous: far above params.yaml, configs/*.yaml and
+# the test params; a value past one is a typo (a digit or three too many) that would
+# otherwise end in an allocator traceback, a MemoryError or days of computing, after
+# earlier stages had run (a plot at `dpi: 100000` died after DVC had removed the report).
+MAX_WIDTH = 4096  # hidden units or channels
+MAX_DEPTH = 100  # layers
+MAX_MEMBERS = 1024  # members trained together (a block, a study's ensemble), seeds, draws
+MAX_STEPS = 1_000_000  # optimization steps, and the logging interval
+MAX_BATCH = 100_000  # minibatch size
+MAX_SAMPLES = 1_000_000  # make_dataset's num_samples (and test points of a 1-D study)
+MAX_BOOTSTRAP = 100_000  # bootstrap replicates
+MAX_BINS = 1000  # calibration bins
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1  # numpy.random.seed (inside make_dataset) refuses larger seeds
+
+Seed = Int(0, "an integer", MAX_SEED)
+Width = Int(1, "an integer", MAX_WIDTH)
+Depth = Int(1, "an integer", MAX_DEPTH)
+Steps = Int(1, "an integer", MAX_STEPS)
+BatchSize = Int(1, "an integer", MAX_BATCH)
+Bootstrap = Int(0, "an integer", MAX_BOOTSTRAP)  # 0: no intervals
+Bins = Int(1, "an integer", MAX_BINS)
+
+
+def Members(min_value: int = 1):  # noqa: N802 - a type factory, used like a type
+    """A count of members (or seeds, draws) in ``[min_value, MAX_MEMBERS]``."""
+    return Int(min_value, "an integer", MAX_MEMBERS)
+
+
+def NumSamples(min_value: int):  # noqa: N802 - a type factory, used like a type
+    """``make_dataset``'s ``num_samples`` in ``[min_value, MAX_SAMPLES]``."""
+    return Int(min_value, "an integer", MAX_SAMPLES)
 
 
 # ---------------------------------------------------------------- sections
@@ -98,7 +145,7 @@ class Section(BaseModel):
         try:
             return cls.model_validate(dict(d), context=context or None)
         except ValidationError as e:
-            raise param_error(cls, where, e.errors()[0]) from None
+            raise param_error(cls, where, _root_first(e.errors())[0]) from None
 
 
     @classmethod
@@ -110,10 +157,24 @@ class Section(BaseModel):
         try:
             cls.model_validate(dict(d))
         except ValidationError as e:
-            return [param_error(cls, where, err) for err in e.errors()]
+            return [param_error(cls, where, err) for err in _root_first(e.errors())]
         except ParamError as e:  # a cross-field rule
             return [e]
         return []
+
+
+def _root_first(errors: list) -> list:
+    # A mistyped key (`depht`) is both an unknown key and a missing one (`depth`): the
+    # unknown key, with its suggestion, is the cause, so it is reported first.
+    return sorted(errors, key=lambda err: err["type"] != "extra_forbidden")
+
+
+def did_you_mean(name: Any, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``name``, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _key(where: str, loc: tuple) -> str:
@@ -130,8 +191,8 @@ def param_error(model: type[BaseModel], where: str, err: Mapping[str, Any]) -> P
     if err["type"] == "missing":
         return ParamError(key, None, "missing; it must be set")
     if err["type"] == "extra_forbidden":
-        return ParamError(key, err["input"], "unknown key; allowed keys: "
-                          + ", ".join(model.model_fields))
+        return ParamError(key, err["input"], "unknown key" + did_you_mean(loc[-1], model.keys())
+                          + "; allowed keys: " + ", ".join(model.keys()))
     # What is allowed: the description of the (outermost) field the value belongs to.
     field = model.model_fields.get(str(loc[0])) if loc else None
     allowed = field.description if field is not None and field.description else err["msg"]
@@ -149,26 +210,164 @@ class RuntimeParams(Section):
 
     SECTION: ClassVar[str] = "runtime"
     device: Choice("auto", "cpu", "cuda") = "auto"
-    threads: Int(0) = 0
+    threads: Int(0, "an integer", MAX_THREADS) = 0
     progress: Bool = True
 
 
 # ---------------------------------------------------------------- loading
+# Every top-level section of params.yaml, in pipeline order. The models live in the
+# subpackages that read them (``tools.validate.SECTIONS`` lists them; a test checks that the
+# two lists agree); the names live here so that the loader of every stage can refuse an
+# unknown section without importing later subpackages or the study modules (torch).
+SECTION_NAMES = ("data", "split", "ensemble", "model", "train", "runtime", "decompose",
+                 "regress", "alignment_size", "calibration_intervention", "tradeoff",
+                 "ridgeless", "spectral", "pc_bias", "spectral_cls", "erank_depth", "probe",
+                 "collapse", "plot")
+
+
+def check_sections(raw: Mapping[Any, Any], where: str | Path = "params.yaml") -> None:
+    """Refuse a top-level key that is not a section: one ``InputError`` line naming the
+    file, the key and the closest section name."""
+    for name in raw:
+        if name not in SECTION_NAMES:
+            raise InputError(f"{where}: unknown section {name!r}"
+                             f"{did_you_mean(name, SECTION_NAMES)}; sections: "
+                             + ", ".join(SECTION_NAMES))
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The whole params file as a dict; a missing or unparsable file is named."""
+    """The whole params file as a dict, read strictly; the one loader of validation and stages.
+
+    Each refusal is one ``InputError`` line naming the file: missing or unreadable, a
+    directory, a binary file (a NUL byte) or UTF-16 text, a byte that is not UTF-8 (the
+    byte, its line and column), invalid YAML (line, column, problem), a key given twice at
+    any depth (its key path and both lines: PyYAML would silently keep the last, while
+    ``dvc repro`` refuses the file, so the two would disagree), a document that is not a
+    mapping of sections, or an unknown section (with the closest name). Configuration
+    files (``configs/*.yaml``, overrides of params.yaml) are read with it too.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: a directory, not a params file")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: params file not found") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the params file: {e.strerror or e}") from None
+    d = _load_strict(path, _decode(path, data))
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: expected a mapping of sections (data:, split:, ...), "
+                         f"got {type(d).__name__ if d is not None else 'an empty file'}")
+    check_sections(d, path)
+    return d
+
+
+def _position(data: bytes | str, offset: int) -> str:
+    nl = b"\n" if isinstance(data, bytes) else "\n"
+    line = data.count(nl, 0, offset) + 1
+    return f"line {line}, column {offset - (data.rfind(nl, 0, offset) + 1) + 1}"
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """The text of a params file: UTF-8 (an optional BOM dropped), else one line."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{path}: UTF-16 text; save the file as UTF-8")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputError(f"{path}: a binary file (a NUL byte at {_position(data, nul)}), "
+                         "not YAML text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # typically an editor that saved one character (e.g. "µ") as Latin-1
+        raise InputError(f"{path}: not UTF-8 text: byte 0x{data[e.start]:02x} at "
+                         f"{_position(data, e.start)}; save the file as UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
+def _load_strict(path: Path, text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate keys (checked on the node graph, where each
+    key still has its line) and turns YAML errors into one line."""
     import yaml
 
-    path = Path(path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
-        with path.open() as f:
-            d = yaml.safe_load(f)
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: params file not found") from e
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_keys(loader, node, (), path, set())
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML ({e.__class__.__name__})") from e
-    if not isinstance(d, dict):
-        raise InputError(f"{path}: expected a mapping of sections")
-    return d
+        raise InputError(f"{path}: not valid YAML: {_yaml_problem(e, text)}") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a params file: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(e: Exception, text: str) -> str:
+    """Where and what, in one line, from a PyYAML error (its ``str`` spans several lines)."""
+    import yaml
+
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        what = " ".join(str(e.problem or e.context or type(e).__name__).split())
+        if e.context and e.problem:
+            what += f" ({' '.join(str(e.context).split())})"
+        return (f"line {mark.line + 1}, column {mark.column + 1}: " if mark else "") + what
+    if isinstance(e, yaml.reader.ReaderError) and isinstance(e.position, int):
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or " ")
+        return f"{_position(text, e.position)}: character U+{char:04X}: {e.reason}"
+    return " ".join(str(e).split())
+
+
+def _dotted(parts: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) and not isinstance(p, bool) else f".{p}"
+                   for p in parts).lstrip(".")
+
+
+def _check_keys(loader: Any, node: Any, where: tuple, path: Path, seen: set[int]) -> None:
+    """Refuse a key given twice in any mapping below ``node``, naming its key path and lines."""
+    import yaml
+
+    if id(node) in seen:  # an alias of a node already checked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_keys(loader, item, (*where, i), path, seen)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[Any, tuple[Any, Any]] = {}
+    for key_node, value_node in node.value:
+        key = None
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            # the constructed key: `1` and `1.0`, `yes` and `true` are one key in the dict
+            key = loader.construct_object(key_node)
+        try:
+            earlier = first.get(key) if key is not None else None
+        except TypeError:  # an unhashable key: the constructor will say so
+            earlier = None
+        if earlier is not None:
+            _duplicate(path, _dotted((*where, key_node.value)), earlier, (key_node, value_node))
+        if key is not None:
+            first[key] = (key_node, value_node)
+        _check_keys(loader, value_node, (*where, key_node.value), path, seen)
+
+
+def _duplicate(path: Path, dotted: str, a: tuple, b: tuple) -> None:
+    import yaml
+
+    (ka, va), (kb, vb) = a, b
+    la, lb = ka.start_mark.line + 1, kb.start_mark.line + 1
+    sa, sb = isinstance(va, yaml.MappingNode), isinstance(vb, yaml.MappingNode)
+    if sa != sb:
+        how = {True: "used as a section", False: "set to a value"}
+        raise InputError(f"{path}: {dotted} is {how[sa]} on line {la} and {how[sb]} on line "
+                         f"{lb}; keep one of them")
+    raise InputError(f"{path}: {dotted} is set twice, on line {la} and line {lb} (YAML would "
+                     "silently keep the last); keep one")
 
 
 class DeclaredParams:
@@ -189,10 +388,15 @@ class DeclaredParams:
             raise KeyError(f"params key {key!r} is not declared by this stage "
                            f"(declared: {', '.join(self._declared)})")
         node: Any = self._raw
+        walked: list[str] = []
         for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
+            if not isinstance(node, Mapping):  # e.g. `train: 5` read as `train.lr`
+                raise ParamError(".".join(walked), node,
+                                 f"a mapping (a section) with the key {part!r}")
+            if part not in node:
                 raise ParamError(key, None, "missing; it must be set")
             node = node[part]
+            walked.append(part)
         return node
 
     def section(self, model: type[Section], **context: Any):

@@ -306,3 +306,168 @@ def table_from_columns(schema: TableSchema, cols: dict[str, list[np.ndarray]]) -
     """An Arrow table of ``schema`` from per-column lists of arrays (concatenated in order)."""
     arrays = [pa.array(np.concatenate(cols[f.name]), type=f.type) for f in schema.arrow]
     return pa.Table.from_arrays(arrays, schema=schema.arrow)
+
+
+# ---------------------------------------------------------------- CSV tables and names
+@dataclass(frozen=True)
+class CsvFormat:
+    """The columns a reader of a CSV table needs (its writer writes these and maybe more).
+
+    ``text``: the columns that hold words (every other required column must hold
+    numbers); ``finite``: the numeric columns that may hold no NaN, inf or empty field
+    (the keys of a row: a level, a width, a step), so that a row cut short by a
+    half-written file is refused instead of plotted.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    text: tuple[str, ...] = ()
+    finite: tuple[str, ...] = ()
+
+
+# What the plot stage reads from each CSV; the pipeline test checks every writer's header
+# against these (tests/test_report_safety.py), the unit tests the writers' column constants.
+CURVES_CSV = CsvFormat(  # collect: data/collected/curves.csv
+    "training curves", ("label_noise", "width", "member", "step", "train_loss", "test_accuracy"),
+    finite=("label_noise", "width", "member", "step", "train_loss", "test_accuracy"))
+MEMBERS_CSV = CsvFormat(  # collect: data/collected/members.csv
+    "members", ("label_noise", "width", "member", "split_method", "n_in_bag", "in_bag_error",
+                "oob_error"),
+    text=("split_method",), finite=("label_noise", "width", "member", "n_in_bag", "in_bag_error"))
+ALIGNMENT_SIZE_CSV = CsvFormat(  # alignment_size: data/regress/alignment_size.csv
+    "alignment-size", ("label_noise", "width", "loss", "estimator", "subset", "n_members",
+                       "slope", "slope_ci_low", "slope_ci_high"),
+    text=("loss", "estimator", "subset"), finite=("label_noise", "width", "n_members"))
+ALIGNMENT_SIZE_INF_CSV = CsvFormat(  # alignment_size: data/regress/alignment_size_inf.csv
+    "K -> infinity", ("label_noise", "width", "loss", "estimator", "subset", "quantity",
+                      "value_inf", "value_inf_se", "chi2", "dof"),
+    text=("loss", "estimator", "subset", "quantity"), finite=("label_noise", "width"))
+CALIBRATION_INTERVENTION_CSV = CsvFormat(  # data/regress/calibration_intervention.csv
+    "calibration-intervention",
+    ("label_noise", "width", "temperature_mean",
+     *(f"{q}_{state}" for state in ("before", "after")
+       for q in ("member_ece", "ensemble_ece", "gap", "gap_ci_low", "gap_ci_high", "slope"))),
+    finite=("label_noise", "width"))
+TRADEOFF_CSV = CsvFormat(  # tradeoff: data/studies/tradeoff.csv
+    "trade-off", ("hidden_units", "noise", "bias2", "variance", "total", "test_loss",
+                  "test_loss_se"),
+    finite=("hidden_units", "total"))
+RIDGELESS_CSV = CsvFormat(  # ridgeless: data/studies/ridgeless.csv
+    "ridgeless", ("n_features", "n_train", "train_mse_median", "test_mse_median",
+                  "test_mse_q25", "test_mse_q75"),
+    finite=("n_features", "n_train"))
+SPECTRAL_CSV = CsvFormat(  # spectral@<config>: data/studies/spectral/<config>.csv
+    "spectral", ("config", "step", "frequency", "normalized_magnitude"),
+    text=("config",), finite=("step", "frequency"))
+ERANK_CSV = CsvFormat(  # probe: data/studies/erank.csv
+    "effective-rank", ("label_noise", "width", "erank_mean", "erank_sd", "erank_ratio_mean"),
+    finite=("label_noise", "width"))
+COLLAPSE_CSV = CsvFormat(  # collapse: data/studies/collapse.csv
+    "collapse summary", ("width", "member_train_error", "member_test_error", "nc1_train",
+                         "nc1_test", "margin_train", "margin_sd_median", "slope", "r2",
+                         "ratio_median", "ratio_in_range", "chen_log_var_error",
+                         "chen_log_bias2_error", "scaled_slope"),
+    finite=("width",))
+COLLAPSE_EXAMPLES_CSV = CsvFormat(  # collapse: data/studies/collapse_examples.csv
+    "collapse examples", ("width", "correct", "bias2", "var", "scaled_log_bias2",
+                          "scaled_log_var"),
+    text=("correct",), finite=("width",))  # correct: True / False
+COLLAPSE_MODEL_CSV = CsvFormat(  # collapse: data/studies/collapse_model.csv
+    "collapse model", ("c", "log_bias2", "log_var"), finite=("c",))
+PC_BIAS_CSV = CsvFormat(  # pc_bias@<config>: data/studies/pc_bias/<config>.csv
+    "pc_bias", ("step", "pc", "eigenvalue", "sd_ratio"), finite=("step", "pc"))
+SPECTRAL_CLS_CSV = CsvFormat(  # spectral_cls@<config>: data/studies/spectral_cls/<config>.csv
+    "spectral_cls", ("step", "k", "energy", "log_ratio"), finite=("step", "k"))
+ERANK_DEPTH_CSV = CsvFormat(  # erank_depth@<config>: data/studies/erank_depth/<config>.csv
+    "erank_depth", ("depth", "phase", "erank"), text=("phase",), finite=("depth",))
+
+
+def _last_byte(path: Path) -> bytes:
+    with path.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(size - 1, 0))
+        return f.read(1)
+
+
+def _bad_byte(path: Path) -> str:
+    # pandas' decode error counts from the start of a parser chunk, not of the file
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return f"byte 0x{raw[e.start]:02x} on line {line}"
+    return "an undecodable byte"
+
+
+def read_csv(path: str | Path, fmt: CsvFormat):
+    """Read a CSV table (a pandas DataFrame) that must hold ``fmt``'s columns and a row.
+
+    A missing, empty, unreadable or unparsable file, a last line cut short, a missing
+    column, a word in a numeric column, no rows, or a NaN / inf / empty field in a
+    ``finite`` column is one ``InputError`` naming the file (and the column and line):
+    a half-written or hand-edited table never reaches a figure as pandas'
+    ``EmptyDataError`` or a ``KeyError``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    check_complete(path)
+    try:
+        table = pd.read_csv(path)
+        last = _last_byte(path)
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: not found") from e
+    except pd.errors.EmptyDataError as e:
+        raise InputError(f"{path}: empty (not even a header line: a half-written file?)") from e
+    except pd.errors.ParserError as e:
+        detail = " ".join(str(e).split())  # pandas' message spans lines
+        raise InputError(f"{path}: not a valid CSV table ({detail})") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not a CSV table (not UTF-8 text: {_bad_byte(path)})") from e
+    except OSError as e:
+        raise InputError(f"{path}: not readable ({e.strerror or e})") from e
+    if last != b"\n":  # every writer ends its last line: one cut short is a half-written file
+        raise InputError(f"{path}: the last line is cut short (a half-written file?)")
+    missing = [c for c in fmt.columns if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: column{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))} missing (a {fmt.name} table "
+                         f"needs {', '.join(fmt.columns)})")
+    if not len(table):
+        raise InputError(f"{path}: no rows (only a header line)")
+    for col in fmt.columns:
+        if col in fmt.text:
+            continue
+        values = table[col]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+            i = int(bad.to_numpy().argmax())
+            raise InputError(f"{path}: column {col!r} holds {values.iloc[i]!r} on line {i + 2},"
+                             " not a number")
+        if col in fmt.finite:
+            bad = ~np.isfinite(values.to_numpy(dtype=float))
+            if bad.any():
+                raise InputError(f"{path}: column {col!r} has {int(bad.sum())} empty or "
+                                 f"non-finite values (NaN or inf), the first on line "
+                                 f"{int(bad.argmax()) + 2}")
+    return table
+
+
+# A study config's key names its stage (`spectral@<key>`) and its files
+# (`data/studies/<study>/<key>.csv`, `data/metrics/<study>-<key>.json`): only a plain name
+# that cannot climb out of its folder (`..`, `a/b`), hide (`.x`) or read as an option (`-x`).
+CONFIG_NAME = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # the whole name (re.fullmatch)
+CONFIG_NAME_RULE = ("names of 1 to 64 letters, digits, '-' and '_', starting with a letter or "
+                    "digit (they name stages and files)")
+
+
+def check_config_name(section: str, name: Any) -> str:
+    """``name`` if it is a valid key of ``<section>.configs``, else one ``ParamError``."""
+    import re
+
+    from biasvar.core.errors import ParamError
+
+    if not isinstance(name, str) or not re.fullmatch(CONFIG_NAME, name):
+        raise ParamError(f"{section}.configs", name, CONFIG_NAME_RULE)
+    return name

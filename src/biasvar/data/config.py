@@ -11,12 +11,14 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from biasvar.core.config import (
+    MAX_MEMBERS,
+    MAX_WIDTH,
     Choice,
-    Int,
     Ints,
+    Members,
+    NumSamples,
     Section,
     Seed,
-    UnitInterval,
     _as_tuple,
     _distinct,
 )
@@ -41,7 +43,7 @@ class DataParams(Section):
     SECTION: ClassVar[str] = "data"
     label_noise: Annotated[tuple[LabelNoise, ...], Field(min_length=1, description=(
         "a non-empty list of distinct probabilities in [0, 1)"))]
-    num_samples: Int(2 * N_CLASSES)
+    num_samples: NumSamples(2 * N_CLASSES)
     train_split: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False,
                                         description="a fraction in (0, 1)")]
     seed: Seed
@@ -67,11 +69,11 @@ class EnsembleParams(Section):
     """
 
     SECTION: ClassVar[str] = "ensemble"
-    widths: Ints(1, "integers")
+    widths: Ints(1, "integers", MAX_WIDTH)
     blocks: Annotated[Ints(0, "block ids"), Field(description=(
         "a non-empty list of distinct block ids (integers >= 0)"))]
-    block_size: Int(1)
-    seeds_per_draw: Int(1)
+    block_size: Members()
+    seeds_per_draw: Members()
 
     @model_validator(mode="after")
     def _whole_draws(self) -> EnsembleParams:
@@ -124,18 +126,87 @@ class SplitParams(Section):
     parts: Annotated[int | None, Field(ge=2, description="null or an integer >= 2")]
 
     def check_against(self, ensemble: EnsembleParams, n_train: int) -> int | None:
-        """Cross-check with the ensemble; returns K for disjoint splits, else None."""
-        if self.method != "disjoint":
-            return None
-        k = self.parts if self.parts is not None else ensemble.n_draws
-        max_draw = max(ensemble.members) // ensemble.seeds_per_draw
-        if k < 2 or k <= max_draw:
-            raise ParamError("split.parts", self.parts,
-                             f"null or an integer >= {max(2, max_draw + 1)} (one part per draw)")
-        if n_train // k < 1:
-            raise ParamError("split.parts", self.parts,
-                             f"at most {n_train} parts for {n_train} training examples")
+        """Cross-check with the ensemble and the training set; returns K for disjoint
+        splits, else None.
+
+        ``tools.validate.validate_all`` (``make pipeline``, before ``dvc repro``) and the
+        ``split`` stage (the first stage that reads data, split and ensemble) both call
+        it, so a configuration that cannot produce a report fails before any training.
+        The rules refuse exactly those configurations:
+
+        - at least 2 draws across the listed blocks: the report's variance over draws
+          (Neal's sampling part), its jackknife intervals and the unbiased terms need
+          D >= 2 (with one draw, ``plot`` failed late on a missing ``var_sampling``
+          column);
+        - every draw holds at least one training example and leaves at least one out of
+          bag: the report includes ``calibration_intervention``, which fits each member's
+          temperature on its out-of-bag examples. ``full`` gives every draw every example
+          and is refused here; it stays a method of ``data.splits`` (an ensemble whose
+          members differ only in their seeds, for library code and tests): train,
+          decompose and regress run with it, the report cannot. The other methods are
+          checked exactly: ``half`` of one example is empty, a bootstrap draw of a tiny
+          training set can hold all of it (its indices are drawn here, as ``split``
+          draws them);
+        - ``disjoint``: K parts, at least one per draw, none empty.
+        """
+        self._check_draws(ensemble)
+        if self.method == "full":
+            raise ParamError("split.method", self.method, (
+                "bootstrap, disjoint or half: the report's calibration_intervention fits each "
+                "member's temperature on its out-of-bag training examples, and full leaves "
+                "none"))
+        k = None
+        if self.method == "disjoint":
+            k = self.parts if self.parts is not None else ensemble.n_draws
+            max_draw = max(ensemble.members) // ensemble.seeds_per_draw
+            if k < 2 or k <= max_draw:
+                raise ParamError("split.parts", self.parts,
+                                 f"null or an integer >= {max(2, max_draw + 1)} (one part per "
+                                 "draw)")
+            if n_train // k < 1:
+                raise ParamError("split.parts", self.parts,
+                                 f"at most {n_train} parts for {n_train} training examples")
+        elif self.method == "half" and n_train // 2 < 1:
+            raise ParamError("split.method", self.method,
+                             f"a method whose draws hold examples: half of {n_train} training "
+                             "example is none")
+        elif self.method == "bootstrap":
+            self._check_out_of_bag(ensemble, n_train)
         return k
+
+    def draw_size(self, n_train: int, k: int | None = None) -> int:
+        """Indices in one draw (duplicates counted): what a minibatch is drawn from."""
+        if self.method == "disjoint":
+            return n_train // (k if k is not None else self.parts or 1)
+        return n_train // 2 if self.method == "half" else n_train
+
+    @staticmethod
+    def _check_draws(ensemble: EnsembleParams) -> None:
+        n, d, spd = len(ensemble.members), ensemble.n_draws, ensemble.seeds_per_draw
+        if d >= 2:
+            return
+        why = ("the report's variance over draws, Neal's split and the jackknife need "
+               "2 draws")
+        if n >= 2:
+            raise ParamError("ensemble.seeds_per_draw", spd,
+                             f"a divisor of block_size x len(blocks) = {n} that leaves >= 2 "
+                             f"draws ({n} members of {spd} seeds make {d} draw; {why})")
+        raise ParamError("ensemble.block_size", ensemble.block_size,
+                         f"block_size x len(blocks) >= 2 members in >= 2 draws ({why})")
+
+    def _check_out_of_bag(self, ensemble: EnsembleParams, n_train: int) -> None:
+        # Exact: the draws' indices as the split stage makes them (a few ms at most).
+        import numpy as np
+
+        from biasvar.data.splits import draw_indices
+
+        for d in sorted({ensemble.draw(m) for m in ensemble.members}):
+            idx = draw_indices(self.method, n_train, d, self.seed)
+            if np.bincount(idx, minlength=n_train).all():
+                raise ParamError("split.method", self.method, (
+                    f"a split that leaves out-of-bag examples: draw {d} holds all {n_train} "
+                    "training examples, and calibration_intervention fits temperatures on "
+                    "out-of-bag examples (more training examples, or another split.seed)"))
 
 
 # ---------------------------------------------------------------- single values
@@ -147,18 +218,18 @@ def check_label_noise(key: str, value: Any) -> float:
 
 
 def check_width(key: str, value: Any) -> int:
-    """A width (hidden units or channels) >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParamError(key, value, "an integer >= 1")
+    """A width (hidden units or channels) in [1, MAX_WIDTH]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
+        raise ParamError(key, value, f"an integer >= 1 and <= {MAX_WIDTH}")
     return value
 
 
 def check_block_layout(block_size: Any, seeds_per_draw: Any) -> tuple[int, int]:
-    """``ensemble.block_size`` and ``ensemble.seeds_per_draw``, each an integer >= 1."""
+    """``ensemble.block_size`` and ``ensemble.seeds_per_draw``, each in [1, MAX_MEMBERS]."""
     for key, v in (("ensemble.block_size", block_size),
                    ("ensemble.seeds_per_draw", seeds_per_draw)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ParamError(key, v, "an integer >= 1")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_MEMBERS:
+            raise ParamError(key, v, f"an integer >= 1 and <= {MAX_MEMBERS}")
     return block_size, seeds_per_draw
 
 

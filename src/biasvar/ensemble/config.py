@@ -7,13 +7,15 @@ from typing import Annotated, ClassVar
 from pydantic import Field, model_validator
 
 from biasvar.core.config import (
+    MAX_BATCH,
     Bool,
     Choice,
-    Int,
+    Depth,
     NonNegativeFloat,
     PositiveFloat,
     Section,
     Seed,
+    Steps,
     UnitInterval,
 )
 from biasvar.core.errors import ParamError
@@ -32,7 +34,7 @@ class ModelParams(Section):
 
     SECTION: ClassVar[str] = "model"
     arch: Choice(*ARCHS)
-    depth: Int(1)
+    depth: Depth
     residual: Bool
 
 
@@ -44,10 +46,11 @@ class TrainParams(Section):
     lr: PositiveFloat
     momentum: UnitInterval
     weight_decay: NonNegativeFloat
-    steps: Int(1)
-    batch_size: Annotated[int | None, Field(ge=1, description="null or an integer >= 1")]
+    steps: Steps
+    batch_size: Annotated[int | None, Field(ge=1, le=MAX_BATCH, description=(
+        f"null or an integer >= 1 and <= {MAX_BATCH}"))]
     seed: Seed
-    log_every: Int(1)
+    log_every: Steps
 
     @model_validator(mode="after")
     def _log_within_steps(self) -> TrainParams:

@@ -59,7 +59,14 @@ def threshold_width(arch: str, depth: int, residual: bool, n_train: int,
 
 
 # How the summary bands are computed (analysis.summary); stated in every caption that draws them.
-INTERVAL_TEXT = "95 % intervals for the population values (delete-one-draw jackknife)"
+def interval_text(summary: pd.DataFrame, level: float) -> str:
+    """"with <level> % intervals ..." or, when the decomposition has none
+    (``decompose.intervals: false``), "without intervals" saying why."""
+    if summary["ci_low"].isna().all():
+        return "without intervals (decompose.intervals = false)"
+    return (f"with {100 * level:g} % intervals for the population values (delete-one-draw "
+            "jackknife)")
+
 
 
 def alignment_words(fits: pd.DataFrame, level: float) -> str:
@@ -82,7 +89,11 @@ def alignment_words(fits: pd.DataFrame, level: float) -> str:
 
 def size_words(table: pd.DataFrame, extrap: pd.DataFrame, level: float) -> str:
     """At the widest width: each estimator's slope from the smallest to the largest K,
-    its K -> infinity extrapolation and whether the 1/K model fits (chi² per dof <= 3)."""
+    its K -> infinity extrapolation and whether the 1/K model fits (chi² per dof <= 3).
+
+    Without bootstrap standard errors (``alignment_size.bootstrap: 0``) the
+    extrapolation is unweighted and has no chi²: the words say so and give no verdict
+    (an unweighted residual sum read as a chi² made the model "fit")."""
     t = table[np.isclose(table.label_noise, level) & (table.subset == "correct")]
     w = int(t.width.max())
     t = t[t.width == w]
@@ -99,11 +110,16 @@ def size_words(table: pd.DataFrame, extrap: pd.DataFrame, level: float) -> str:
         x = e[(e.loss == loss) & (e.estimator == est)]
         if len(x) and np.isfinite(x.value_inf.iloc[0]):
             x = x.iloc[0]
-            fits = x.dof > 0 and x.chi2 / x.dof <= 3
-            text += (f" (K → ∞: {x.value_inf:.2f} ± {x.value_inf_se:.3f}"
-                     + ("" if x.dof == 0 else
-                        f", 1/K model {'fits' if fits else 'does not fit'}: "
-                        f"χ² {x.chi2:.1f} on {int(x.dof)} dof") + ")")
+            se = f" ± {x.value_inf_se:.3f}" if np.isfinite(x.value_inf_se) else ""
+            if not np.isfinite(x.chi2):
+                check = ", unweighted; 1/K model not checked"
+            elif x.dof > 0:
+                fits = x.chi2 / x.dof <= 3
+                check = (f", 1/K model {'fits' if fits else 'does not fit'}: "
+                         f"χ² {x.chi2:.1f} on {int(x.dof)} dof")
+            else:
+                check = ""  # two sizes: the line goes through both
+            text += f" (K → ∞: {x.value_inf:.2f}{se}{check})"
         parts.append(text)
     drift = "; ".join(parts)
     return (f"At width {w} ({plots._noise_label(level)}) the slope moves with the estimator "
@@ -269,8 +285,12 @@ def write_report(report: Report, out_dir: str | Path, metrics: dict, dpi: int) -
 
 def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.DataFrame,
                 fits: pd.DataFrame, curves: pd.DataFrame, members: pd.DataFrame,
-                metrics: dict, style: Style, arch: str, depth: int, residual: bool) -> Report:
+                metrics: dict, style: Style, arch: str, depth: int, residual: bool,
+                ci: float = 0.95) -> Report:
     """The main study's figures and key-number table.
+
+    ``ci``: the level of the decomposition's intervals (``decompose.ci``, recorded in
+    the decomposition files), stated in the captions.
 
     ``members``: the per-member table of ``collect`` (in-bag / out-of-bag
     errors, ``n_in_bag`` distinct examples of the member's draw, split method).
@@ -298,7 +318,8 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
         "bias_variance_width", "Bias and variance vs width",
         "Mean bias², variance and its optimization (within draw) and sampling (across draws) "
         "parts, and ensemble and member test error against width, for clean and noisy labels, "
-        f"with {INTERVAL_TEXT}. " + terms_words(summary) + variance_peak_words(summary, thr),
+        f"{interval_text(summary, ci)}. " + terms_words(summary)
+        + variance_peak_words(summary, thr),
         plots.terms_vs_width_figure(summary, style)))
     fit_text = (f"the {n_fit:.0f} distinct examples a member is fitted to (mean over draws "
                 f"of the {', '.join(methods)} split of the {n_train} training examples)")
@@ -338,7 +359,7 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
                      "errors per config (plug-in estimates). Metrics: `metrics.json` "
                      "(the same as `dvc metrics show`).", "", markdown_table(table), ""]
     rep.sections += ["## Population estimates (test set)", "",
-                     f"Estimates of the infinite-ensemble values with {INTERVAL_TEXT}; the "
+                     f"Estimates of the infinite-ensemble values {interval_text(summary, ci)}; the "
                      "method is in the project README, section Intervals. The plug-in "
                      "values above differ from these by the finite-ensemble bias: plug-in "
                      "bias² is high by about variance / K, "
@@ -366,16 +387,26 @@ def population_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def add_alignment_size(rep: Report, table: pd.DataFrame, extrap: pd.DataFrame,
                        style: Style) -> None:
-    """The alignment-vs-ensemble-size figure, after the alignment figure."""
+    """The alignment-vs-ensemble-size figure, after the alignment figure.
+
+    With ``alignment_size.bootstrap: 0`` (no replicate anywhere) the caption says there
+    are no intervals and that the 1/K model cannot be checked, instead of giving a
+    verdict."""
     levels = sorted(table.label_noise.unique())
     clean = 0.0 if 0.0 in levels else levels[0]
+    boot = bool(table.slope_ci_low.notna().any())
+    intervals = ("with 95 % bootstrap intervals over examples (members fixed)" if boot else
+                 "without intervals (alignment_size.bootstrap = 0)")
+    no_boot = ("" if boot else
+               " Without bootstrap replicates the K → ∞ values are unweighted least squares "
+               "on 1/K with no standard errors, and the check of the 1/K model is unavailable.")
     fig = Figure(
         "alignment_size", "Alignment against ensemble size",
         "Alignment slope (OLS of log variance on log bias², correctly classified test "
         "examples of the full ensemble) refitted on nested subsets of whole draws, for "
-        "plug-in, unbiased and split-half MSE terms and plug-in CE terms, with 95 % bootstrap "
-        "intervals over examples (members fixed); slope 1 dashed. "
-        + " ".join(size_words(table, extrap, p) for p in levels),
+        f"plug-in, unbiased and split-half MSE terms and plug-in CE terms, {intervals}; "
+        "slope 1 dashed. "
+        + " ".join(size_words(table, extrap, p) for p in levels) + no_boot,
         plots.alignment_size_figure(table, clean, style))
     at = next((i for i, f in enumerate(rep.figures) if f.name == "alignment"), -1)
     rep.figures.insert(at + 1, fig)
@@ -391,14 +422,19 @@ def calibration_words(table: pd.DataFrame) -> str:
         toward = d[(d.gap_after.abs() < d.gap_before.abs())
                    & ((d.gap_ci_high_after < d.gap_ci_low_before)
                       | (d.gap_ci_low_after > d.gap_ci_high_before))]
-        where = (f"at width {', '.join(str(int(w)) for w in toward.width)}" if len(toward)
-                 else "at no width")
+        if d[["gap_ci_low_before", "gap_ci_high_before"]].isna().all().all():
+            # no bootstrap replicates: no interval, so no verdict either way
+            where = ("untested (no intervals: calibration_intervention.bootstrap = 0)")
+        else:
+            where = (f"at width {', '.join(str(int(w)) for w in toward.width)}"
+                     if len(toward) else "at no width")
         out.append(f"{plots._noise_label(p)}, width {int(r.width)}: mean temperature "
                    f"{r.temperature_mean:.2f}, member ECE {r.member_ece_before:.3f} → "
                    f"{r.member_ece_after:.3f}, ensemble ECE {r.ensemble_ece_before:.3f} → "
                    f"{r.ensemble_ece_after:.3f}, gap {r.gap_before:.2f} → {r.gap_after:.2f}, "
-                   f"slope {r.slope_before:.2f} → {r.slope_after:.2f}; the gap moved toward 0 "
-                   f"{where}")
+                   f"slope {r.slope_before:.2f} → {r.slope_after:.2f}; "
+                   + (f"whether the gap moved toward 0 is {where}" if where.startswith("untested")
+                      else f"the gap moved toward 0 {where}"))
     text = "; ".join(out) + "."
     return text[0].upper() + text[1:]
 

@@ -95,25 +95,37 @@ def width_curves(alignment: Mapping[str, Any]) -> dict[str, list[dict[str, float
     return out
 
 
-def write_width_curves(curves: Mapping[str, list[dict[str, float]]], out_dir) -> list:
-    """Write one CSV per level into ``out_dir`` (replaced whole, so that a level
-    dropped from the params leaves no stale file); returns the paths."""
-    import shutil
-    from pathlib import Path
-
+def width_curve_tables(curves: Mapping[str, list[dict[str, float]]]) -> dict:
+    """Per level, the table of ``WIDTH_CURVE_COLUMNS`` (a DataFrame) that
+    ``write_width_tables`` writes; ``ValueError`` naming the level if a value is missing
+    or NaN or the widths are unsorted."""
     import pandas as pd
 
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    paths = []
+    tables = {}
     for level, rows in curves.items():
         table = pd.DataFrame(rows, columns=list(WIDTH_CURVE_COLUMNS))
         if table.isna().any().any() or not table.width.is_monotonic_increasing:
             raise ValueError(f"width curves of {level}: missing values or unsorted widths")
-        table.to_csv(tmp / f"{level}.csv", index=False, float_format="%.6g")
-        paths.append(out_dir / f"{level}.csv")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return paths
+        tables[level] = table
+    return tables
+
+
+def write_width_tables(tables: Mapping[str, Any], out_dir) -> list:
+    """Write one CSV per level into ``out_dir``, replaced whole (``atomic_dir``): a level
+    dropped from the params leaves no stale file, and a failure or a kill at any point
+    leaves the previous folder as it was; returns the paths."""
+    from pathlib import Path
+
+    from biasvar.core.io import atomic_dir
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for level, table in tables.items():
+            table.to_csv(tmp / f"{level}.csv", index=False, float_format="%.6g")
+    return [out_dir / f"{level}.csv" for level in tables]
+
+
+def write_width_curves(curves: Mapping[str, list[dict[str, float]]], out_dir) -> list:
+    """``write_width_tables`` of ``width_curve_tables(curves)``: every level is checked
+    before anything is written."""
+    return write_width_tables(width_curve_tables(curves), out_dir)

@@ -56,7 +56,19 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from biasvar.core.config import Int, Ints, OpenUnitInterval, PositiveFloat, Section, Seed
+from biasvar.core.config import (
+    MAX_WIDTH,
+    BatchSize,
+    Depth,
+    Ints,
+    Members,
+    NumSamples,
+    OpenUnitInterval,
+    PositiveFloat,
+    Section,
+    Seed,
+    Steps,
+)
 from biasvar.core.rng import torch_generator
 from biasvar.studies.common import StudyResult
 
@@ -125,15 +137,15 @@ class CollapseParams(Section):
         BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v),
         AfterValidator(_pair),
         Field(description="two distinct MNIST-1D classes in 0..9, e.g. [8, 9]")]
-    num_samples: Int(100, "an integer")  # make_dataset's size; num_samples // 10 per class
+    num_samples: NumSamples(100)  # make_dataset's size; num_samples // 10 per class
     train_split: OpenUnitInterval
     data_seed: Seed  # make_dataset's seed
-    widths: Ints(1, "integers")
-    depth: Int(1)
-    draws: Int(2)  # bootstrap resamples of the binary training set
-    seeds_per_draw: Int(1)
-    steps: Int(1)
-    batch_size: Int(1)
+    widths: Ints(1, "integers", MAX_WIDTH)
+    depth: Depth
+    draws: Members(2)  # bootstrap resamples of the binary training set
+    seeds_per_draw: Members()
+    steps: Steps
+    batch_size: BatchSize
     lr: PositiveFloat
     seed: Seed  # base of draws, inits and minibatch streams
 

@@ -156,13 +156,16 @@ def probe_block(block: str | Path, x: np.ndarray, center: bool,
         model_params, width = info["params"]["model"], int(info["width"])
         members = info["members"]
         noise = float(info["label_noise"])
-        recorded = {"label_noise": noise, "width": width, "block": info["block"],
-                    "x_sha256": info["dataset"]["x_sha256"]}
-    except (KeyError, TypeError, ValueError) as e:
+        recorded = {"label_noise": noise, "width": width, "block": info.get("block"),
+                    "x_sha256": (info.get("dataset") or {}).get("x_sha256")}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(f"{block / 'members.json'}: lacks {e} (params.model, width, "
-                         "label_noise, block, dataset.x_sha256, members)") from e
+                         "label_noise, members)") from e
     for key, want in (expect or {}).items():
         got = recorded[key]
+        if got is None:
+            field = "dataset.x_sha256" if key == "x_sha256" else key
+            raise InputError(f"{block / 'members.json'}: records no {field} (retrain the block)")
         if (float(got) != float(want)) if key == "label_noise" else got != want:
             field = "dataset.x_sha256" if key == "x_sha256" else key
             raise InputError(f"{block / 'members.json'}: records {field} = {got!r}, but is read "

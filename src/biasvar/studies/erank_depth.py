@@ -29,7 +29,20 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from biasvar.core.config import Bool, Choice, Int, Ints, PositiveFloat, Section, Seed
+from biasvar.core.config import (
+    MAX_DEPTH,
+    BatchSize,
+    Bool,
+    Choice,
+    Ints,
+    Members,
+    NumSamples,
+    PositiveFloat,
+    Section,
+    Seed,
+    Steps,
+    Width,
+)
 from biasvar.studies.common import StudyResult
 from biasvar.studies.effective_rank import effective_rank
 from biasvar.studies.grid import expand_configs
@@ -52,12 +65,12 @@ class ErankDepthSettings(Section):
 
     SECTION: ClassVar[str] = "erank_depth.base"
     activation: Choice(*ACTIVATIONS)
-    width: Int(1)
-    members: Int(1)
+    width: Width
+    members: Members()
     optimizer: Choice("adam", "sgd")  # sgd with momentum 0.9
     lr: PositiveFloat
-    steps: Int(1)
-    batch_size: Int(1)
+    steps: Steps
+    batch_size: BatchSize
     init_scale: PositiveFloat  # multiplies PyTorch's default initialization
     data: Choice(*INPUT_VERSIONS)
 
@@ -86,9 +99,9 @@ class ErankDepthParams(Section):
     stage ``erank_depth@<name>`` each)."""
 
     SECTION: ClassVar[str] = "erank_depth"
-    num_samples: Int(20)  # make_dataset's size: half train, half test
+    num_samples: NumSamples(20)  # make_dataset's size: half train, half test
     data_seed: Seed
-    depths: Ints(1, "depths")
+    depths: Ints(1, "depths", MAX_DEPTH)
     center: Bool  # subtract the mean embedding before the SVD
     seed: Seed
     base: dict[str, Any]

@@ -6,11 +6,10 @@ bias holds."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a config names a stage and files
+from biasvar.core.schema import check_config_name  # a config names a stage and files
 
 
 def expand_configs(section: str, base: Any, configs: Any, settings: type) -> list[tuple[str, Any]]:
@@ -25,9 +24,7 @@ def expand_configs(section: str, base: Any, configs: Any, settings: type) -> lis
     out = []
     for name, over in configs.items():
         where = f"{section}.configs.{name}"
-        if not CONFIG_NAME.match(str(name)):
-            raise ParamError(f"{section}.configs", name, "names of letters, digits, '-' and "
-                             "'_' (they name stages and files)")
+        check_config_name(section, name)
         if not isinstance(over, Mapping):
             raise ParamError(where, over, f"a mapping of {section}.base keys to override")
         out.append((str(name), settings.from_dict({**base, **over}, where=where)))

@@ -41,7 +41,18 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from biasvar.core.config import Choice, Int, PositiveFloat, Section, Seed, UnitInterval
+from biasvar.core.config import (
+    Choice,
+    Depth,
+    Members,
+    NumSamples,
+    PositiveFloat,
+    Section,
+    Seed,
+    Steps,
+    UnitInterval,
+    Width,
+)
 from biasvar.core.errors import ParamError
 from biasvar.studies.common import StudyResult
 from biasvar.studies.grid import expand_configs
@@ -66,12 +77,12 @@ class PCBiasSettings(Section):
 
     SECTION: ClassVar[str] = "pc_bias.base"
     activation: Choice(*ACTIVATIONS)
-    depth: Int(1)  # weight matrices (1 = a linear model)
-    width: Int(1)  # hidden units of every hidden layer
-    members: Int(2)
+    depth: Depth  # weight matrices (1 = a linear model)
+    width: Width  # hidden units of every hidden layer
+    members: Members(2)
     optimizer: Choice("sgd", "adam")  # full batch
     lr: PositiveFloat
-    steps: Int(1)
+    steps: Steps
     init_scale: PositiveFloat  # multiplies PyTorch's default initialization
     data: Choice(*DATA_VERSIONS)
 
@@ -101,9 +112,9 @@ class PCBiasParams(Section):
     (one DVC stage ``pc_bias@<name>`` each)."""
 
     SECTION: ClassVar[str] = "pc_bias"
-    num_samples: Int(20)  # make_dataset's size; the first half (train split) is used
+    num_samples: NumSamples(20)  # make_dataset's size; the first half (train split) is used
     data_seed: Seed  # make_dataset's seed
-    log_every: Int(1)  # steps between measurements of the compact maps
+    log_every: Steps  # steps between measurements of the compact maps
     converged_fraction: UnitInterval  # sd_ratio at or below which a PC has converged
     seed: Seed  # members' initializations (the same for every config of one architecture)
     base: dict[str, Any]

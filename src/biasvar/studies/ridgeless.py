@@ -20,7 +20,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from biasvar.core.config import Int, Ints, NonNegativeFloat, Section, Seed
+from biasvar.core.config import (
+    MAX_BOOTSTRAP,
+    MAX_SAMPLES,
+    Int,
+    Ints,
+    NonNegativeFloat,
+    Section,
+    Seed,
+)
 from biasvar.core.rng import numpy_generator
 from biasvar.studies.common import StudyResult
 
@@ -43,10 +51,12 @@ class RidgelessParams(Section):
     """The ``ridgeless.*`` section of params.yaml."""
 
     SECTION: ClassVar[str] = "ridgeless"
-    n_features: Ints(1, "integers")  # P values of the sweep (Legendre degrees 1..P)
-    n_train: Int(1)  # N: the interpolation threshold is P = N
-    n_test: Int(2)  # evenly spaced test points on [-1, 1]
-    repeats: Int(1)  # training draws per P (the same draws for every P)
+    # Bounds: a design matrix of n_train x P float64 per repeat; far above the blogpost's
+    # 15 points and 200 features.
+    n_features: Ints(1, "integers", 10_000)  # P values of the sweep (Legendre degrees 1..P)
+    n_train: Int(1, "an integer", 100_000)  # N: the interpolation threshold is P = N
+    n_test: Int(2, "an integer", MAX_SAMPLES)  # evenly spaced test points on [-1, 1]
+    repeats: Int(1, "an integer", MAX_BOOTSTRAP)  # training draws per P (same for every P)
     noise_std: NonNegativeFloat  # noise on the training targets (0: noiseless, as the blogpost)
     seed: Seed
 

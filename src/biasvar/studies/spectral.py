@@ -19,7 +19,6 @@ width starts from the same network and fits the same phases.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
@@ -27,7 +26,18 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from biasvar.core.config import Choice, Int, Ints, PositiveFloat, Section, Seed, UnitInterval
+from biasvar.core.config import (
+    Choice,
+    Depth,
+    Int,
+    Ints,
+    PositiveFloat,
+    Section,
+    Seed,
+    Steps,
+    UnitInterval,
+    Width,
+)
 from biasvar.core.errors import ParamError
 from biasvar.core.rng import numpy_generator, torch_generator
 from biasvar.studies.common import StudyResult
@@ -51,22 +61,18 @@ SPECTRAL_COLUMNS = (
 )
 
 
-# Configuration names become DVC stage names (spectral@<name>) and file names.
-CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
 class SpectralSettings(Section):
     """The training settings of a configuration (``spectral.base``, overridden per config)."""
 
     SECTION: ClassVar[str] = "spectral.base"
     amplitudes: Choice(*AMPLITUDES)  # equal (all 1) | increasing (0.1 ... 1.0 with k)
     activation: Choice(*ACTIVATIONS)
-    depth: Int(1)  # hidden layers
-    width: Int(1)  # units per hidden layer
+    depth: Depth  # hidden layers
+    width: Width  # units per hidden layer
     optimizer: Choice(*SPECTRAL_OPTIMIZERS)  # full batch
     lr: PositiveFloat
     momentum: UnitInterval  # sgd only
-    steps: Int(1)
+    steps: Steps
 
 
 @dataclass(frozen=True)
@@ -88,10 +94,10 @@ class SpectralRun:
                    log_every: int) -> SpectralRun:
         """Validate ``base`` (errors name ``spectral.base.*``), then the override
         (errors name ``spectral.configs.<name>.*``)."""
+        from biasvar.core.schema import check_config_name
+
         where = f"spectral.configs.{name}"
-        if not CONFIG_NAME.match(name):
-            raise ParamError("spectral.configs", name,
-                             "names of letters, digits, '-' and '_' (they name stages and files)")
+        check_config_name("spectral", name)  # it names a stage and files
         if not isinstance(override, Mapping):
             raise ParamError(where, override, "a mapping of spectral.base keys to override")
         SpectralSettings.from_dict(base)
@@ -113,8 +119,8 @@ class SpectralParams(Section):
 
     SECTION: ClassVar[str] = "spectral"
     frequencies: Ints(1, "integers")  # k_i, each below the Nyquist bin n_points / 2
-    n_points: Int(4)  # the periodic grid arange(0, 1, 1 / n_points)
-    log_every: Int(1)  # record the spectrum every this many steps
+    n_points: Int(4, "an integer", 100_000)  # the periodic grid arange(0, 1, 1 / n_points)
+    log_every: Steps  # record the spectrum every this many steps
     seed: Seed  # phases and initial weights
     base: dict[str, Any]
     configs: Annotated[dict[str, Any], Field(min_length=1, description=(

@@ -42,7 +42,20 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from biasvar.core.config import Choice, Int, PositiveFloat, Section, Seed, UnitInterval
+from biasvar.core.config import (
+    BatchSize,
+    Choice,
+    Depth,
+    Int,
+    Members,
+    NumSamples,
+    PositiveFloat,
+    Section,
+    Seed,
+    Steps,
+    UnitInterval,
+    Width,
+)
 from biasvar.core.errors import ParamError
 from biasvar.studies.common import StudyResult
 from biasvar.studies.grid import expand_configs
@@ -65,14 +78,14 @@ class SpectralClsSettings(Section):
     SECTION: ClassVar[str] = "spectral_cls.base"
     arch: Choice(*ARCHS)
     activation: Choice(*ACTIVATIONS)  # mlp only (the cnn is ReLU)
-    depth: Int(1)  # hidden layers (mlp only)
-    width: Int(1)  # hidden units (mlp) or channels (cnn)
+    depth: Depth  # hidden layers (mlp only)
+    width: Width  # hidden units (mlp) or channels (cnn)
     label_noise: UnitInterval
-    members: Int(1)
+    members: Members()
     optimizer: Choice("adam", "sgd")  # sgd with momentum 0.9
     lr: PositiveFloat
-    steps: Int(1)
-    batch_size: Int(1)
+    steps: Steps
+    batch_size: BatchSize
     init_scale: PositiveFloat
     data: Choice(*INPUT_VERSIONS)
 
@@ -105,11 +118,11 @@ class SpectralClsParams(Section):
     ``spectral_cls@<name>`` each)."""
 
     SECTION: ClassVar[str] = "spectral_cls"
-    num_samples: Int(20)  # make_dataset's size: half train, half test
+    num_samples: NumSamples(20)  # make_dataset's size: half train, half test
     data_seed: Seed
-    paths: Int(1)  # pairs of training inputs
-    points: Int(4)  # samples per path (one period); frequencies 1 .. points // 2
-    log_every: Int(1)
+    paths: Int(1, "an integer", 10_000)  # pairs of training inputs
+    points: Int(4, "an integer", 4096)  # samples per path; frequencies 1 .. points // 2
+    log_every: Steps
     seed: Seed  # paths, label noise, initializations and minibatches
     base: dict[str, Any]
     configs: Annotated[dict[str, Any], Field(min_length=1, description=(

@@ -52,12 +52,13 @@ class TradeoffParams(Section):
     """The ``tradeoff.*`` section of params.yaml."""
 
     SECTION: ClassVar[str] = "tradeoff"
-    hidden_units: Ints(1, "integers")  # D values of the sweep
-    n_datasets: Int(2)  # fits per D (>= 2: a variance needs two)
-    n_train: Int(2)  # points per dataset, one per stratum of [0, 1]
+    # Bounds: generous for a 1-D toy (15 points, 100 datasets, D <= 12 by default).
+    hidden_units: Ints(1, "integers", 1000)  # D values of the sweep
+    n_datasets: Int(2, "an integer", 10_000)  # fits per D (>= 2: a variance needs two)
+    n_train: Int(2, "an integer", 10_000)  # points per dataset, one per stratum of [0, 1]
     noise_std: NonNegativeFloat  # sigma of the Gaussian target noise
-    n_grid: Int(2)  # evaluation points, evenly spaced on [0, 1]
-    test_draws: Int(1)  # fresh noisy targets per grid point for the measured test loss
+    n_grid: Int(2, "an integer", 10_000)  # evaluation points, evenly spaced on [0, 1]
+    test_draws: Int(1, "an integer", 1000)  # fresh noisy targets per grid point (test loss)
     seed: Seed
 
 

@@ -10,6 +10,10 @@ DIR receives:
   (CPU model, cores, memory, OS, Python, torch, GPU) and one row per stage
   (wall seconds, peak memory in MiB, the job that ran it);
 - ``RUN.md``: the same in words and a table, for readers of the report.
+
+``check_destination`` refuses, before the run, a DIR that could not be written or
+that lies in what the pipeline reads or DVC manages. This module has no command
+line of its own: ``python -m biasvar.tools.provenance`` says so in one line.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +60,54 @@ def machine() -> dict[str, Any]:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib,
             "os": f"{platform.system()} {platform.release()} {platform.machine()}",
             "python": platform.python_version(), "torch": torch.__version__, "gpu": gpu}
+
+
+# what write_provenance writes into the folder (a folder in the way of a file fails it)
+FILES = ("params.yaml", "dvc.lock", "headline.json", "run.json", "RUN.md")
+# Project folders the provenance may not go into: the pipeline's code and data, what DVC
+# and git manage, and metrics/ (the headline and width_curves are copied from there, so
+# a DIR there would copy a folder onto itself after deleting it).
+PROTECTED = (".git", ".dvc", "data", "metrics", "src", "stages")
+
+
+def check_destination(out: str | Path, cwd: Path, report: str | None = None) -> None:
+    """Refuse, before any work, a provenance folder ``write_provenance`` could not fill.
+
+    ``out`` must be creatable and writable (no file in its way, no read-only parent),
+    and outside the project folder's ``PROTECTED`` folders and the report folder
+    ``reports/<report>`` (DVC deletes it before each ``plot`` run); it may not be the
+    project folder itself (``params.yaml`` would be copied onto itself). Raises
+    ``ValueError`` with what is wrong, in words.
+    """
+    target = Path(out).resolve()
+    root = cwd.resolve()
+    if target == root or target in root.parents:
+        raise ValueError(f"{out}: is the project folder or contains it; use a folder of its "
+                         "own, like reports/provenance/NAME")
+    owned = [(root / name, f"{name}/, which the pipeline reads or DVC and git manage")
+             for name in PROTECTED]
+    if report:
+        owned.append((root / "reports" / report,
+                      f"reports/{report}/, the report DVC deletes before each plot run"))
+    for folder, what in owned:
+        if target == folder or folder in target.parents:
+            raise ValueError(f"{out}: is inside {what}; use a folder of its own, like "
+                             "reports/provenance/NAME")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{out}: {existing} is not a folder, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: {existing} is not writable")
+    if existing == target:
+        for name in FILES:
+            if (target / name).is_dir():
+                raise ValueError(f"{out}: {target / name} is a folder, in the way of a file "
+                                 "the provenance writes")
+        if (target / "width_curves").exists() and not (target / "width_curves").is_dir():
+            raise ValueError(f"{out}: {target / 'width_curves'} is a file, in the way of "
+                             "the folder the provenance writes")
 
 
 def write_provenance(out: Path, cwd: Path, command: str, wall_s: float, jobs: int,
@@ -122,3 +175,14 @@ def run_markdown(info: dict[str, Any]) -> str:
     lines += [f"| {r['stage']} | {r['wall_s']:.1f} | {r['max_rss_mib'] / 1024:.2f} | {r['job']} |"
               for r in info["stages"]]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """No command line: one line pointing to the runner's ``--provenance DIR``, exit code 2."""
+    print("error: biasvar.tools.provenance has no command line; a run records its provenance "
+          "with `python -m biasvar.tools.parallel --provenance DIR`", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,8 +3,12 @@
 ``python -m biasvar.tools.validate [params.yaml]`` exits 0, or prints one line
 per problem, all of them (``error: params.yaml: <key> = <value> is invalid:
 <what is allowed>``), and exits 2. ``make pipeline`` runs it before ``dvc repro``; each stage also
-validates the keys it reads when it starts. No stage depends on this module,
-so registering a new section here reruns nothing.
+validates the keys it reads when it starts. Both read the file with the same strict
+loader (``core.config.read_yaml``: duplicate keys, undecodable bytes, binary files,
+directories and unknown sections are one line each, naming the file), so validation
+and the stages never disagree about a file. Bad arguments (two paths, an option) are one
+line too. No stage depends on this module, so registering a new section here reruns
+nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from biasvar.analysis.config import (
     DecomposeParams,
     RegressParams,
 )
-from biasvar.core.config import RuntimeParams, Section, read_yaml
-from biasvar.core.errors import ParamError
+from biasvar.core.config import RuntimeParams, Section, check_sections, read_yaml
+from biasvar.core.errors import BiasvarError, ParamError
 from biasvar.data.config import DataParams, EnsembleParams, SplitParams, n_train_examples
 from biasvar.ensemble.config import ModelParams, TrainParams
 from biasvar.report.config import Style
@@ -41,12 +45,18 @@ SECTIONS: tuple[type[Section], ...] = (
     TradeoffParams, RidgelessParams, SpectralParams, PCBiasParams,
     SpectralClsParams, ErankDepthParams, ProbeParams, CollapseParams, Style,
 )
+# The loader (core) refuses unknown sections by the names in core.config.SECTION_NAMES,
+# which must list these sections in this order (tests/test_faults_params.py checks it).
 
 
-def problems(raw: Mapping[str, Any]) -> list[ParamError]:
-    """Every problem of a params file: each section's, then the cross-section rules
-    (when the sections they need are valid)."""
-    errors: list[ParamError] = []
+def problems(raw: Mapping[str, Any]) -> list[BiasvarError]:
+    """Every problem of a params file: an unknown section, each section's problems, then
+    the cross-section rules (when the sections they need are valid)."""
+    errors: list[BiasvarError] = []
+    try:
+        check_sections(raw)
+    except BiasvarError as e:
+        errors.append(e)
     for model in SECTIONS:
         if model.SECTION not in raw:
             errors.append(ParamError(model.SECTION, None, "missing section; it must be set"))
@@ -55,34 +65,54 @@ def problems(raw: Mapping[str, Any]) -> list[ParamError]:
     if not errors:
         try:
             validate_all(raw)
-        except ParamError as e:
+        except BiasvarError as e:
             errors.append(e)
     return errors
 
 
 def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Every section, then the cross-section rules; returns the models by section name.
-    Raises the first problem as a ``ParamError``."""
+
+    Raises the first problem: a ``ParamError`` (an ``InputError`` for an unknown
+    section, as the loader raises for a file). The cross-section rules refuse the
+    configurations that cannot produce a report, before any training (the ``split``
+    stage applies the same ``SplitParams.check_against``): fewer than 2 draws, and a
+    split that leaves a draw no out-of-bag example (``split.method: full``); the batch
+    size is checked against a draw's size (half of the training set for ``half``).
+    """
+    check_sections(raw)
     out: dict[str, Any] = {}
     for model in SECTIONS:
         if model.SECTION not in raw:
             raise ParamError(model.SECTION, None, "missing section; it must be set")
         out[model.SECTION] = model.from_dict(raw[model.SECTION])
-    data, ens = out["data"], out["ensemble"]
+    data, ens, split = out["data"], out["ensemble"], out["split"]
     n_train = n_train_examples(data.num_samples, data.train_split)
-    k = out["split"].check_against(ens, n_train)
-    out["train"].check_against(n_train // k if k else n_train)
+    k = split.check_against(ens, n_train)
+    out["train"].check_against(split.draw_size(n_train, k))
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from biasvar.core.errors import BiasvarError
+USAGE = "python -m biasvar.tools.validate [PARAMS_FILE] (default params.yaml)"
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate one params file; every problem is one ``error:`` line on stderr, exit 2."""
     args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(f"usage: {USAGE}")
+        return 0
+    # Every argument is checked before any work: a second path was silently ignored.
+    option = next((a for a in args if a.startswith("-")), None)
+    if option is not None or len(args) > 1:
+        what = (f"{option}: unknown option" if option is not None else
+                f"{' '.join(args)}: {len(args)} arguments; expected one params file at most")
+        print(f"error: {what}; usage: {USAGE}", file=sys.stderr)
+        return 2
     path = args[0] if args else "params.yaml"
     try:
         errors = problems(read_yaml(path))
-    except BiasvarError as e:  # the file itself: missing, not YAML
+    except BiasvarError as e:  # the file itself: missing, a directory, not text, not YAML
         errors = [e]
     for e in errors:  # one line per problem, all of them
         print(f"error: {e}", file=sys.stderr)
@@ -93,4 +123,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from biasvar.tools.cli import run_cli
+
+    raise SystemExit(run_cli(main))
