@@ -1,4 +1,4 @@
-"""Alignment against ensemble size (issue 12, items 1-2): estimators, nesting, extrapolation."""
+"""Alignment against ensemble size: estimators, nesting, extrapolation."""
 
 from __future__ import annotations
 

@@ -570,7 +570,7 @@ def test_sigterm_during_a_stage_leaves_no_temporary(tmp_path):
     assert not list(tmp_path.glob(".out.tmp-*")) and not (tmp_path / "out").exists()
 
 
-# ------------------------------------------------------------------ issue 23: identity checks
+# ------------------------------------------------------------------ identity checks
 def _save_inputs(root: Path, blocks: list[int], split_seed: int = 0) -> dict[str, Path]:
     """The files decompose pairs with the collected logits: datasets and split files, named
     as the pipeline names them (``noise-<p>.npz``, ``block-<b>.npz``)."""
@@ -692,7 +692,7 @@ def _decompose(root: Path, out: str):
 def test_decompose_reads_only_the_split_files_params_list(tree):
     """A ``block-1.npz`` left in the splits folder by an earlier variant (here: another
     split seed, holding a draw of block 0) changes nothing: decompose reads the blocks
-    params list, not a glob of the folder (before: the out-of-bag columns changed)."""
+    params list, not a glob of the folder (which would change the out-of-bag columns)."""
     from biasvar.data.splits import save_split
 
     root = _decompose_project(tree, [0])
@@ -765,8 +765,8 @@ def test_probe_refuses_a_block_copied_from_another_config(tree):
 
 
 def test_train_refuses_a_split_file_of_another_block(tmp_path):
-    """The train stage's split file must hold the draws of its block's members (before: a
-    KeyError traceback from inside training)."""
+    """The train stage's split file must hold the draws of its block's members (otherwise:
+    a KeyError traceback from inside training)."""
     import yaml
 
     from biasvar.data.dataset import save_dataset
@@ -789,10 +789,10 @@ def test_train_refuses_a_split_file_of_another_block(tmp_path):
         "label_noise 0.2" in r.stderr
 
 
-# ------------------------------------------------------------------ issue 23: I/O failures
+# ------------------------------------------------------------------ I/O failures
 def test_a_write_failure_without_a_file_name_names_the_output(tmp_path, monkeypatch):
     """pyarrow's "Error writing bytes to file ... No space left on device" names no file:
-    the writer names the output it was writing, in one line (before: "error: a file: ...")."""
+    the writer names the output it was writing, in one line (not "error: a file: ...")."""
     import pyarrow.parquet as pq_mod
 
     from biasvar.core.errors import OutputError
@@ -879,10 +879,11 @@ def _kill_writer_in(tmp_path: Path, target: Path, body: str):
 
 
 def test_a_killed_directory_writer_leaves_no_temporary_beside_the_output(tmp_path):
-    """SIGKILL of collect mid-write (before: a 12 MB ``data/.collected.tmp-<pid>`` stayed
-    even after DVC restored ``data/collected`` from its run-cache). The folder is built
-    in place, marked incomplete: readers refuse it, DVC deletes it (it is the declared
-    output) before a rerun or restore, and the next writer replaces it."""
+    """SIGKILL of collect mid-write: a named temporary beside the output (a 12 MB
+    ``data/.collected.tmp-<pid>``) would stay even after DVC restored ``data/collected``
+    from its run-cache. The folder is built in place, marked incomplete: readers refuse
+    it, DVC deletes it (it is the declared output) before a rerun or restore, and the
+    next writer replaces it."""
     from biasvar.core.io import atomic_dir, read_json
 
     data = tmp_path / "data"
@@ -937,7 +938,7 @@ def test_a_kill_between_the_two_renames_is_undone_by_the_next_writer(tmp_path):
 
 def test_calibration_intervention_reads_only_the_split_files_params_list(tree):
     """A stray ``block-1.npz`` (here: not even a split file) beside the listed block's is
-    never opened (before: the stage globbed ``block-*.npz`` and read it)."""
+    never opened (a glob of ``block-*.npz`` would read it)."""
     import yaml
 
     root = _decompose_project(tree, [0])

@@ -1,5 +1,5 @@
 """The command lines refuse a bad argument in one line, before any work, and end in one
-line on SIGTERM / SIGINT (issue 23, item 5).
+line on SIGTERM / SIGINT.
 
 Each case runs the command as a user would, in a subprocess, and checks: exit code 2 (or
 128 + the signal), exactly one ``error:`` line on stderr naming the argument and what is

@@ -1,4 +1,4 @@
-"""Strict params (issue 23, item 4): every case ends in one line naming the file or key.
+"""Strict params: every case ends in one line naming the file or key.
 
 One loader (``biasvar.core.config.read_yaml``) serves ``python -m biasvar.tools.validate``
 and every stage, so a file that one of them refuses the other refuses too: duplicate
@@ -240,8 +240,8 @@ BOUNDS = [
 @pytest.mark.parametrize(("key", "value", "bound"), BOUNDS,
                          ids=[f"{k}={v!r}" for k, v, _ in BOUNDS])
 def test_a_mistyped_size_fails_with_its_bound(raw, key, value, bound):
-    """Before, each passed validation and ended in an allocator traceback, a MemoryError
-    (`plot.dpi: 100000` after DVC had removed the committed report) or hours of work."""
+    """Without a bound each would pass validation and end in an allocator traceback, a
+    MemoryError (`plot.dpi: 100000`, late in the pipeline) or hours of work."""
     bad = copy.deepcopy(raw)
     *parents, last = key.split(".")
     node = bad

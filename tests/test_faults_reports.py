@@ -1,4 +1,4 @@
-"""Fault cases of issue 23 for the report: the CSV tables the plot stage reads, the names
+"""Fault cases of the report: the CSV tables the plot stage reads, the names
 params give to files and folders, and the headline writer. (To be merged into
 tests/test_faults.py.) Each asserts one ``BiasvarError`` line naming the file, the column
 and the line, or the key and the value, and, where something is written, that nothing
@@ -211,7 +211,7 @@ FIT = {"slope": 0.5, "r2": 0.9, "member_test_error": 0.5, "test_error": 0.4, "bi
 
 def test_bad_width_curves_touch_nothing(tmp_path):
     """A NaN in the curves: the committed folder stays as it was and nothing is left
-    beside it (before: a ``width_curves.tmp`` folder stayed)."""
+    beside it (no ``width_curves.tmp`` folder)."""
     from biasvar.report.headline import width_curves, write_width_curves
 
     out = tmp_path / "metrics" / "width_curves"
@@ -243,8 +243,8 @@ def test_width_curves_left_by_a_killed_writer_are_swept(tmp_path):
 
 
 def test_headline_on_a_nan_in_the_alignment_file_is_one_line_and_writes_nothing(tmp_path):
-    """The headline stage checks both outputs before it writes either (before: it wrote
-    metrics/headline.json, then the width curves raised a ValueError traceback)."""
+    """The headline stage checks both outputs before it writes either (so it cannot write
+    metrics/headline.json and then fail on the width curves with a traceback)."""
     import json
     import sys
 

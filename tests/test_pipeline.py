@@ -138,7 +138,7 @@ def test_repro_to_collect(tiny_project):
 
 @pytest.mark.pipeline
 def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
-    """Acceptance (issue 10): NaN injected into one member's logits in a block's logits.npz
+    """NaN injected into one member's logits in a block's logits.npz
     (and committed, as if a train stage had written it) fails ``dvc repro`` at collect
     with one line naming the file and the member; collect leaves no output nor temporary,
     and no stage after it runs."""
@@ -172,10 +172,9 @@ def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
 
 @pytest.mark.pipeline
 def test_collect_killed_mid_write_leaves_nothing_after_a_restore(tiny_project):
-    """Issue 23: SIGKILL of collect while it writes, then `dvc repro`: DVC restores
+    """SIGKILL of collect while it writes, then `dvc repro`: DVC restores
     ``data/collected`` from its run-cache (no stage code runs) and nothing the killed
-    writer made is left anywhere under ``data/`` (before: a 12 MB
-    ``data/.collected.tmp-<pid>`` stayed)."""
+    writer made is left anywhere under ``data/`` (no ``data/.collected.tmp-<pid>``)."""
     import signal
     import time
 

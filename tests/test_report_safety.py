@@ -1,4 +1,4 @@
-"""Issue 23: a failing, crashing or killed `plot` or `headline` never loses the committed
+"""A failing, crashing or killed `plot` or `headline` never loses the committed
 report; a complete new report replaces it whole.
 
 One temporary git repo copy of the project on tiny params (one level, one width, two
@@ -175,8 +175,8 @@ def test_a_plot_only_change_replaces_the_report_whole(proj):
     """A new theme reruns plot alone; the new report replaces the old folder whole: a
     file of the old report that the new one does not have is gone, the leftover of the
     killed writer above is swept, and DVC is up to date. A spectral table that params no
-    longer list (left by an earlier variant) is not read (before: plot globbed the folder
-    and added its config to the report)."""
+    longer list (left by another variant) is not read (a glob of the folder would add its
+    config to the report)."""
     stale = proj / REPORT / "stale.png"
     stale.write_bytes(b"a figure an older report had")
     spectral = proj / "data" / "studies" / "spectral"

@@ -1,4 +1,4 @@
-"""The reproducibility guarantees, proved by reading what DVC ran (issue 6).
+"""The reproducibility guarantees, proved by reading what DVC ran.
 
 One temporary git repo copy of the project with tiny params is shared by the
 scenarios 1-9 (a module fixture runs the whole pipeline once, with the blocks
