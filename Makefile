@@ -1,20 +1,33 @@
 # Two entry points for a fresh clone:
-#   make pipeline   install into .venv, validate params.yaml, run `dvc repro`
-#   make test       install into .venv, run ruff and the test suite
+#   make pipeline   install into .venv, validate params.yaml, run `dvc repro`, copy the
+#                   regenerated fragments into README.md
+#   make test       install into .venv, run ruff, the test suite and the strict docs build
 # `make install` alone sets up .venv; `make bench` runs the training benchmark.
+#   make test-fast  ruff and the tests without the DVC pipeline tests (-m "not pipeline"),
+#                   for development
+#   make docs       the documentation site (mkdocs.yml) into site/, --strict: a broken link,
+#                   a missing included fragment or API object fails it
 #   make parallel JOBS=n   the pipeline with its blocks trained by n parallel jobs
-#                          (default: one per GPU, else one per core); README "Reproducibility"
+#                          (default: one per GPU, else one per core); docs/scaling.md
 #   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`,
 #                          its provenance (lock, params, machine, per-stage time and memory)
 #                          in reports/provenance/paper
 #   make biases JOBS=n     the simplicity-bias grid (configs/biases.yaml), experiment `biases`,
 #                          report reports/biases, provenance in reports/provenance/biases
-#   make exps              `dvc exp show` of the headline metrics, narrow (README "Experiments")
+#   make fragments         regenerate the fragments of every committed report and the bench
+#                          and copy them into README.md
+#   make exps              `dvc exp show` of the headline metrics, narrow
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install pipeline test lint bench parallel paper biases exps
+# The theme and a plugin print a banner about MkDocs 2 on every build; it is no warning of
+# the build (--strict does not count it) and only hides the build's own output.
+export NO_MKDOCS_2_WARNING := 1
+export DISABLE_MKDOCS_2_WARNING := true
+DOCS_BUILD := mkdocs build --strict
+
+.PHONY: install pipeline fragments test test-fast lint docs bench parallel paper biases exps
 
 install:
 	bash scripts/install.sh
@@ -22,12 +35,27 @@ install:
 pipeline: install
 	python -m biasvar.tools.validate params.yaml
 	dvc repro
+	python -m biasvar.tools.fragments
+
+# Regenerate every generated fragment from committed results (report metrics, bench JSON)
+# and copy them into README.md's marked blocks: no hand edit after a rerun.
+fragments: install
+	python -m biasvar.report.fragments $(patsubst %/metrics.json,%,$(wildcard reports/*/metrics.json))
+	python bench/bench_train.py --render bench/results/bench.json
+	python -m biasvar.tools.fragments
 
 lint:
 	ruff check .
 
 test: install lint
 	python -m pytest -q
+	$(DOCS_BUILD)
+
+test-fast: install lint
+	python -m pytest -q -m "not pipeline"
+
+docs: install
+	$(DOCS_BUILD)
 
 bench: install
 	python bench/bench_train.py

@@ -56,27 +56,10 @@ def test_summary_table_is_recomputed_from_the_metrics():
                                [r["value"] for r in m["simplicity"]], equal_nan=True)
 
 
-def test_readme_grid_sentences_are_the_committed_verdicts():
-    rows = _metrics()["simplicity"]
-
-    def count(bias):
-        d = [r for r in rows if r["bias"] == bias]
-        return sum(r["holds"] is True for r in d), len(d)
-    text = (ROOT / "README.md").read_text().replace("\n  ", " ")
-    assert count("low rank (init)") == count("low rank (trained)") == (9, 9)
-    assert "**low rank holds in 9 of 9 configs**" in text
-    h, n = count("principal-component")
-    assert f"**principal-component bias holds in {h} of {n}**" in text
-    h, n = count("spectral (classification)")
-    assert f"**spectral bias on classification holds in {h} of {n}**" in text
-    undecided = {r["config"] for r in rows if r["holds"] is None}
-    assert undecided == {"linear-small-init", "relu-whitened"}  # "undecided for small init"
-
-
-def test_provenance_time_and_memory():
+def test_provenance_memory():
+    """Every stage of the grid run is in the run record, and none took 4 GiB."""
     run = json.loads((PROV / "run.json").read_text())
-    text = (PROV / "RUN.md").read_text()
-    assert "5 min 22 s" in text and "5 min 22 s" in (ROOT / "README.md").read_text()
-    peaks = [float(r) for r in re.findall(r"\| [\w@.-]+ \| [0-9.]+ \| ([0-9.]+) \|", text)]
-    assert len(peaks) >= 22 and max(peaks) < 4
-    assert run
+    lock = yaml.safe_load((PROV / "dvc.lock").read_text())["stages"]
+    measured = {r["stage"] for r in run["stages"]}
+    assert len(measured) >= 22 and measured <= set(lock)
+    assert max(r["max_rss_mib"] for r in run["stages"]) < 4096

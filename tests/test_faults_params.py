@@ -6,8 +6,8 @@ keys at any depth, undecodable bytes, directories and binary files, unknown sect
 keys (with a suggestion). Every numeric param a user could mistype has an upper bound
 stated in the message; an "off" value (``alignment_size.bootstrap: 0``) removes the
 number it cannot give instead of changing a verdict; configurations that cannot produce
-a report (one draw, no out-of-bag examples) fail before training. Each test here failed
-on the code before the fix. No test trains anything.
+a report (one draw, no out-of-bag examples) fail before training. No test trains
+anything.
 """
 
 from __future__ import annotations
@@ -356,3 +356,11 @@ def test_alignment_size_without_bootstrap_gives_no_fit_verdict():
     assert "fits" not in words and "χ²" not in words and "nan" not in words
     assert "alignment_size.bootstrap = 0" in words and "unweighted" in words
     assert "not checked" in words and "bootstrap intervals" not in words
+
+
+def test_validate_names_the_file_it_was_given(tmp_path):
+    """A params file under another name (``other.yaml``) is named in each message, not
+    ``params.yaml``."""
+    path = _write(tmp_path, PARAMS_TEXT.replace(LR_LINE, "  lr: -1\n"), name="other.yaml")
+    r = _validate(str(path))
+    _assert_one_error_line(r, f"{path}: train.lr = -1 is invalid")

@@ -1,8 +1,9 @@
 """The committed paper report agrees with its committed metrics and with the run that made it.
 
-``reports/paper/`` (figures, README, metrics.json) comes from ``make paper``;
+``reports/paper/`` (figures, README, metrics.json, fragments) comes from ``make paper``;
 ``reports/provenance/paper/`` holds that run's params, lock, headline and
-per-stage costs. These tests read only committed files.
+per-stage costs. These tests read only committed files. The numbers that README and
+docs quote come from the report's fragments, checked in ``tests/test_fragments.py``.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def test_double_descent_caption_is_the_metrics():
 
 
 def test_double_descent_under_label_noise_at_the_threshold():
-    """Issue 11's criterion on the committed run: with 15 % label noise the mean-member
+    """The double-descent criterion on the committed run: with 15 % label noise the mean-member
     test error peaks within one grid step of the threshold and >= 5 points above the
     widest width, and >= 3 points above the lowest error before it; clean labels show
     no peak. The rise is pinned (5.7 points) so that a rerun which changes it is noticed."""
@@ -137,7 +138,7 @@ def test_double_descent_under_label_noise_at_the_threshold():
     assert interior_peak(cw, cerr)[0] is None  # clean labels: no interior peak
 
 
-def test_provenance_states_time_machine_and_memory():
+def test_provenance_records_time_machine_and_memory():
     """The run finished within the hour on the machine it names; no stage took 4 GiB."""
     info = json.loads((PROV / "run.json").read_text())
     assert info["wall_s"] <= 3600
@@ -146,28 +147,6 @@ def test_provenance_states_time_machine_and_memory():
     measured = {r["stage"] for r in info["stages"]}
     assert measured <= set(lock) and len(measured) == 46  # every stage of the paper run
     assert max(r["max_rss_mib"] for r in info["stages"]) < 4096
-    run_md = (PROV / "RUN.md").read_text()
-    mins, secs = divmod(round(info["wall_s"]), 60)
-    assert f"{mins} min {secs} s" in run_md
-
-
-def test_readme_paper_sentences_are_the_committed_numbers():
-    """README's paper-study bullets state the committed run's numbers."""
-    from biasvar.report.headline import interior_peak
-
-    readme = (ROOT / "README.md").read_text()
-    text = readme[readme.index("**The paper study"):]
-    widths, err = _member_error_curve("noise-0.15")
-    w, rise, fall = interior_peak(widths, err)
-    assert f"peak {err[widths.index(w)]:.3f}\n  at width {w}" in text
-    assert f"{100 * fall:.1f} points above the\n  widest width's {err[-1]:.3f}" in text
-    assert f"**{100 * rise:.1f} points**" in text
-    info = json.loads((PROV / "run.json").read_text())
-    mins, secs = divmod(round(info["wall_s"]), 60)
-    assert f"{mins} min {secs} s end to end" in text
-    h = json.loads((PROV / "headline.json").read_text())
-    assert f"slope {h['n0']['slope']:.3f} (R² {h['n0']['r2']:.3f}) clean" in text
-    assert f"{h['n15']['slope']:.3f}\n  (R² {h['n15']['r2']:.3f}) noisy" in text
 
 
 FIRST = PROV / "3314db7"  # the first paper run (autograd backward) and its repetition
@@ -175,7 +154,7 @@ PREVIOUS = PROV / "f531a7d"  # the first run with the hand-written backward, rep
 
 
 def test_the_committed_run_repeats_the_previous_one_byte_for_byte():
-    """``f531a7d/README.md``: two runs from an empty cache, same outputs, other commits."""
+    """Two runs from an empty cache, other commits: same outputs, byte for byte."""
     now, before = (json.loads((d / "run.json").read_text()) for d in (PROV, PREVIOUS))
     assert now["commit"] != before["commit"]
     for f in ("headline.json", "params.yaml", "width_curves/n0.csv", "width_curves/n15.csv"):
@@ -185,87 +164,14 @@ def test_the_committed_run_repeats_the_previous_one_byte_for_byte():
     locks = [yaml.safe_load((d / "dvc.lock").read_text())["stages"] for d in (PROV, PREVIOUS)]
     outs = [{s: {o["path"]: o["md5"] for o in lock[s]["outs"]} for s in ran} for lock in locks]
     assert outs[0] == outs[1]
-    note = (PREVIOUS / "README.md").read_text()
-    assert f"each of the {len(ran)} stages" in note
-    assert f"same output hashes ({sum(len(v) for v in outs[0].values())}\n  outputs)" in note
-    for info in (now, before):
-        mins, secs = divmod(round(info["wall_s"]), 60)
-        assert f"{mins} min {secs} s" in note
 
 
-def test_second_run_gave_the_same_headline_and_states_its_time():
-    """``RERUN.md``: the paper study run twice on one machine gave identical numbers."""
+def test_second_run_gave_the_same_headline():
+    """The paper study run twice on one machine gave identical numbers."""
     first = json.loads((FIRST / "headline.json").read_text())
     second = json.loads((FIRST / "rerun" / "headline.json").read_text())
     assert second == first
     rerun = json.loads((FIRST / "rerun" / "run.json").read_text())
     assert rerun["commit"] == json.loads((FIRST / "run.json").read_text())["commit"]
-    mins, secs = divmod(round(rerun["wall_s"]), 60)
-    assert f"{mins} min {secs} s" in (FIRST / "RERUN.md").read_text()
     # the committed report is a later run of the same config, with other code
     assert json.loads((PROV / "run.json").read_text())["commit"] != rerun["commit"]
-
-
-def _key_table() -> dict[tuple[float, int], dict[str, float]]:
-    """The report's key-number table: (label noise, width) -> column -> value."""
-    text = _readme()
-    lines = text[text.index("## Key numbers"):text.index("## Population estimates")].splitlines()
-    header = next(r for r in lines if r.startswith("| label_noise"))
-    cols = [c.strip() for c in header.strip("|").split("|")]
-    out = {}
-    for r in lines:
-        if re.match(r"^\| [0-9.]+ \| \d+ \|", r):
-            cells = [float(c) for c in r.strip("|").split("|")]
-            out[(cells[0], int(cells[1]))] = dict(zip(cols, cells, strict=True))
-    return out
-
-
-def test_readme_paper_curve_variance_and_memory_are_the_committed_numbers():
-    """The rest of README's paper bullets: the noisy member curve, the ensemble minima,
-    the variance and optimization-variance peaks, in-bag errors and peak memory."""
-    readme = (ROOT / "README.md").read_text()
-    text = " ".join(readme[readme.index("**The paper study"):].split())
-    widths, err = _member_error_curve("noise-0.15")
-    assert ("The curve from width 12 to 128: " + ", ".join(f"{e:.3f}" for e in err)) in text
-    align = _metrics()["alignment"]
-    var = {lv: {int(k.split("-")[1]): v["var"] for k, v in align[lv].items()} for lv in align}
-    v0, v15 = (max(var[lv], key=var[lv].get) for lv in ("noise-0", "noise-0.15"))
-    assert f"peaks at width {v0} clean ({var['noise-0'][v0]:.3f}" in text
-    assert f"and {v15} noisy ({var['noise-0.15'][v15]:.3f}" in text
-    ens = {lv: {int(k.split("-")[1]): v["test_error"] for k, v in align[lv].items()}
-           for lv in align}
-    w0, w15 = min(ens["noise-0"], key=ens["noise-0"].get), min(ens["noise-0.15"],
-                                                               key=ens["noise-0.15"].get)
-    assert (f"lowest at width {w0} ({ens['noise-0'][w0]:.3f} clean, "
-            f"{ens['noise-0.15'][w15]:.3f} noisy at {w15})") in text
-    key = _key_table()
-    assert f"in-bag error {key[(0.15, 44)]['in-bag error']:.3f} at 44" in text
-    assert f"{key[(0.15, 48)]['in-bag error']:.3f} at 48" in text
-    opt = {w: row["opt. var"] for (p, w), row in key.items() if p == 0.15}
-    assert max(opt, key=opt.get) == 48 and f"(plug-in {opt[48]:.3f})" in text
-    info = json.loads((PROV / "run.json").read_text())
-    rss = {r["stage"]: r["max_rss_mib"] / 1024 for r in info["stages"]}
-    assert f"{rss['collapse']:.2f} GiB (`collapse`)" in text
-    train = max(v for k, v in rss.items() if k.startswith("train@"))
-    assert f"a train block ≤ {train:.2f} GiB" in text
-
-
-def test_readme_block_size_timings_are_the_committed_run():
-    """README Speed: the 64-member block times per config are the first run's train
-    stages (mean over the two noise levels, rounded to the second)."""
-    text = " ".join((ROOT / "README.md").read_text().split())
-    info = json.loads((FIRST / "run.json").read_text())
-    secs = {r["stage"]: r["wall_s"] for r in info["stages"]}
-    for w in (12, 16, 24, 32):
-        mean = (secs[f"train@0.0-{w}-0"] + secs[f"train@0.15-{w}-0"]) / 2
-        assert f" {w} {mean:.0f} s vs " in text, w
-    # and the first run against the committed one (hand-written backward), per config
-    now = {r["stage"]: r["wall_s"]
-           for r in json.loads((PREVIOUS / "run.json").read_text())["stages"]}
-    ratios = []
-    for w in (12, 16, 24, 32, 36, 40, 44, 48, 56):
-        before = (secs[f"train@0.0-{w}-0"] + secs[f"train@0.15-{w}-0"]) / 2
-        after = (now[f"train@0.0-{w}-0"] + now[f"train@0.15-{w}-0"]) / 2
-        assert f"width {w}: {before:.0f} → {after:.0f} s" in text, w
-        ratios.append(before / after)
-    assert f"{min(ratios):.2f}–{max(ratios):.2f}× faster" in text

@@ -3,11 +3,10 @@ report; a complete new report replaces it whole.
 
 One temporary git repo copy of the project on tiny params (one level, one width, two
 blocks, one config per study: the first `dvc repro` is 50 of the ~70 s on 2 cores), run
-once and committed; no scenario leaves a tracked file changed. Before the fix
-DVC deleted ``reports/<name>/`` and ``metrics/{headline.json,width_curves}`` (``cache:
-false`` outputs) before it ran the stage, so any failure of the stage lost them; now they
-are ``persist`` outputs that the stages replace themselves, only once complete
-(``biasvar.core.io.atomic_dir``).
+once and committed; no scenario leaves a tracked file changed. DVC deletes a ``cache:
+false`` output before it runs the stage, so ``reports/<name>/`` and
+``metrics/{headline.json,width_curves}`` are ``persist`` outputs that the stages replace
+themselves, only once complete (``biasvar.core.io.atomic_dir``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Captions follow the data: contrary synthetic tables change the words (issue 10)."""
+"""Captions follow the data: contrary synthetic tables change the words."""
 
 from __future__ import annotations
 
@@ -8,13 +8,8 @@ import pytest
 
 from biasvar.report import wording
 from biasvar.report.config import Style
-from biasvar.report.document import (
-    Report,
-    add_studies,
-    alignment_words,
-    spectral_words,
-    terms_words,
-)
+from biasvar.report.document import Report, add_studies
+from biasvar.report.wording import alignment_words, spectral_words, terms_words
 
 W = [4, 8, 16, 32, 64]
 
@@ -172,7 +167,7 @@ def _calibration(gap_after, ci=0.05):
 
 
 def test_calibration_caption_says_where_the_gap_moved_toward_zero():
-    from biasvar.report.document import calibration_words
+    from biasvar.report.wording import calibration_words
 
     toward = calibration_words(_calibration([0.2, 0.1, 1.4, 0.3, 0.0]))
     overshoot = calibration_words(_calibration([-1.5, -1.6, -1.8, -1.6, -1.5]))
@@ -184,7 +179,7 @@ def test_calibration_caption_says_where_the_gap_moved_toward_zero():
 def test_calibration_caption_gives_no_verdict_without_intervals():
     """``calibration_intervention.bootstrap: 0`` (no intervals) must not read as "the gap
     moved toward 0 at no width" (a verdict the data never tested): it says untested."""
-    from biasvar.report.document import calibration_words
+    from biasvar.report.wording import calibration_words
 
     text = calibration_words(_calibration([0.2, 0.1, 1.4, 0.3, 0.0], ci=np.nan))
     assert "at no width" not in text and "at width" not in text
@@ -198,7 +193,7 @@ def _member_error(rows):
 
 
 def test_double_descent_words_locate_the_peak_against_the_threshold():
-    from biasvar.report.document import double_descent_words
+    from biasvar.report.wording import double_descent_words
 
     widths = [8, 16, 24, 32, 48, 64]
     noisy = [0.60, 0.55, 0.57, 0.60, 0.56, 0.50]  # min 0.55 at 16, peak 0.60 at 32
@@ -217,7 +212,7 @@ def test_double_descent_words_locate_the_peak_against_the_threshold():
 
 
 def test_variance_peak_words_count_grid_steps_from_the_threshold():
-    from biasvar.report.document import variance_peak_words
+    from biasvar.report.wording import variance_peak_words
 
     widths = [8, 16, 24, 32, 48]
     summary = pd.DataFrame([{"label_noise": 0.15, "width": w, "quantity": "mse_var",
@@ -245,7 +240,7 @@ def test_size_words_give_the_1_over_k_verdict_only_with_a_chi2():
     """A fit without bootstrap standard errors has no chi² (NaN): the words say the model is
     not checked; before, NaN / dof <= 3 was False and the caption said "does not fit: χ² nan",
     and the unweighted residual sum it used to carry said "fits"."""
-    from biasvar.report.document import size_words
+    from biasvar.report.wording import size_words
 
     assert "1/K model does not fit: χ² 82.3 on 1 dof" in size_words(
         *_size_tables(82.3, 0.01), 0.0)
@@ -259,7 +254,7 @@ def test_size_words_give_the_1_over_k_verdict_only_with_a_chi2():
 def test_interval_wording_follows_the_decomposition():
     """The captions state the level the decomposition used (``decompose.ci``), and no
     intervals at all when it made none (``decompose.intervals: false``)."""
-    from biasvar.report.document import interval_text
+    from biasvar.report.wording import interval_text
 
     with_ci = pd.DataFrame({"ci_low": [0.1, 0.2]})
     without = pd.DataFrame({"ci_low": [np.nan, np.nan]})

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from biasvar.report import wording  # noqa: E402
 from biasvar.report.config import Style  # noqa: E402
 
 CORRECT_COLORS = {True: "#1b9e77", False: "#d95f02"}
@@ -31,8 +32,7 @@ def noise_palette(levels) -> dict:
     return {p: colors[order[i % len(order)] % len(colors)] for i, p in enumerate(levels)}
 
 
-def _noise_label(p: float) -> str:
-    return "clean labels" if p == 0 else f"label noise {p:g}"
+_noise_label = wording.noise_label  # legend and title text, as the captions word it
 
 
 def tick_labels(widths, min_fraction: float = 0.1) -> list[str]:
@@ -569,10 +569,8 @@ def collapse_figure(examples: pd.DataFrame, summary: pd.DataFrame, chen_curve: p
 
 
 # ---------------------------------------------------------------- alignment vs ensemble size
-SIZE_SERIES = (  # (loss, estimator, label, line style)
-    ("mse", "plugin", "MSE plug-in", "-"), ("mse", "unbiased", "MSE unbiased", "--"),
-    ("mse", "split_half", "MSE split-half", ":"), ("ce", "plugin", "CE plug-in", "-."),
-)
+SIZE_SERIES = tuple(  # (loss, estimator, label, line style): the captions' series and order
+    (*s, ls) for s, ls in zip(wording.SIZE_SERIES, ("-", "--", ":", "-."), strict=True))
 
 
 def alignment_size_figure(table: pd.DataFrame, label_noise: float, style: Style) -> plt.Figure:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from biasvar.analysis.config import (
@@ -115,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     except BiasvarError as e:  # the file itself: missing, a directory, not text, not YAML
         errors = [e]
     for e in errors:  # one line per problem, all of them
-        print(f"error: {e}", file=sys.stderr)
+        text = str(e)
+        if isinstance(e, ParamError) and Path(path).name != "params.yaml":
+            # a ParamError names params.yaml; here the file has another name
+            text = f"{path}: " + text.removeprefix("params.yaml: ")
+        print(f"error: {text}", file=sys.stderr)
     if errors:
         return 2
     print(f"{path}: ok")
