@@ -24,13 +24,13 @@ def main() -> None:
     raw = read_config(PARAMS, args.config)
     c = ErankDepthParams.from_dict(raw).runs[0]
 
-    from biasvar.data.dataset import make_mnist1d
+    from biasvar.data.providers.mnist1d import study_data
     from biasvar.studies.common import write_result
     from biasvar.studies.erank_depth import erank_depth
 
-    d = make_mnist1d(raw["num_samples"], 0.5, raw["data_seed"])
+    d = study_data(raw["num_samples"], raw["data_seed"])
     # small matmuls: one thread unless runtime.threads says otherwise
-    result = erank_depth(d["x"], d["y"], d["x_test"], d["y_test"], c,
+    result = erank_depth(d.x_train, d.y_train, d.x_test, d.y_test, c,
                          threads=load_runtime().threads or 1)
     result.metrics["overrides"] = overrides(raw, args.config)
     write_result(result, args.out, args.metrics)

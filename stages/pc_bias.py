@@ -25,13 +25,13 @@ def main() -> None:
     cfg = PCBiasParams.from_dict(raw)
     c = cfg.runs[0]
 
-    from biasvar.data.dataset import make_mnist1d
+    from biasvar.data.providers.mnist1d import study_data
     from biasvar.studies.common import write_result
     from biasvar.studies.pc_bias import pc_bias
 
-    data = make_mnist1d(cfg.num_samples, 0.5, cfg.data_seed)  # the training half
+    data = study_data(cfg.num_samples, cfg.data_seed)  # the training half is used
     # small full-batch matmuls: one thread unless runtime.threads says otherwise
-    result = pc_bias(data["x"], data["y"], c, threads=load_runtime().threads or 1)
+    result = pc_bias(data.x_train, data.y_train, c, threads=load_runtime().threads or 1)
     result.metrics["overrides"] = overrides(raw, args.config)
     write_result(result, args.out, args.metrics)
     m = result.metrics

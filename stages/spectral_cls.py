@@ -24,12 +24,12 @@ def main() -> None:
     raw = read_config(PARAMS, args.config)
     c = SpectralClsParams.from_dict(raw).runs[0]
 
-    from biasvar.data.dataset import make_mnist1d
+    from biasvar.data.providers.mnist1d import study_data
     from biasvar.studies.common import write_result
     from biasvar.studies.spectral_cls import spectral_cls
 
-    d = make_mnist1d(raw["num_samples"], 0.5, raw["data_seed"])
-    result = spectral_cls(d["x"], d["y"], d["x_test"], d["y_test"], c,
+    d = study_data(raw["num_samples"], raw["data_seed"])
+    result = spectral_cls(d.x_train, d.y_train, d.x_test, d.y_test, c,
                           threads=load_runtime().threads or 1)
     result.metrics["overrides"] = overrides(raw, args.config)
     write_result(result, args.out, args.metrics)

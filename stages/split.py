@@ -17,7 +17,8 @@ import argparse
 
 from _common import run
 
-PARAMS = ("data.num_samples", "data.train_split", "data.label_noise", "split", "ensemble")
+PARAMS = ("data.num_samples", "data.train_split", "data.label_noise", "data.name", "data.root",
+          "split", "ensemble")
 
 
 def main() -> None:
@@ -33,21 +34,22 @@ def main() -> None:
         EnsembleParams,
         SplitParams,
         check_label_noise,
-        n_train_examples,
     )
     from biasvar.data.splits import make_split, save_split
 
     prm = load_declared(PARAMS)
     for v in prm.get("data.label_noise") or [None]:
         check_label_noise("data.label_noise", v)
+    # The training-set size depends on the provider, its size and split (a file provider
+    # with num_samples null counts its file's labels), never on the seeds.
     data = DataParams.from_dict({**prm.subset("data", ("num_samples", "train_split",
-                                                       "label_noise")),
+                                                       "label_noise", "name", "root")),
                                  "seed": 0, "noise_seed": 0})
     ens = prm.section(EnsembleParams)
     cfg = prm.section(SplitParams)
     if args.block not in ens.blocks:
         raise ParamError("ensemble.blocks", list(ens.blocks), f"a list containing {args.block}")
-    n_train = n_train_examples(data.num_samples, data.train_split)
+    n_train = data.train_size()  # the provider's training-set size
     parts = cfg.check_against(ens, n_train)  # >= 2 draws, out-of-bag examples, parts
     draws = sorted({ens.draw(m) for m in ens.block_members(args.block)})
     split = make_split(cfg.method, n_train, draws, cfg.seed, parts)

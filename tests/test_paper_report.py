@@ -118,14 +118,15 @@ def test_double_descent_under_label_noise_at_the_threshold():
     test error peaks within one grid step of the threshold and >= 5 points above the
     widest width, and >= 3 points above the lowest error before it; clean labels show
     no peak. The rise is pinned (5.7 points) so that a rerun which changes it is noticed."""
-    from biasvar.data.config import n_train_examples
+    from biasvar.data.providers import train_size
     from biasvar.report.document import threshold_width
     from biasvar.report.headline import interior_peak
 
     widths, err = _member_error_curve("noise-0.15")
     w, rise, fall = interior_peak(widths, err)
     params = yaml.safe_load((PROV / "params.yaml").read_text())
-    n = n_train_examples(params["data"]["num_samples"], params["data"]["train_split"])
+    data = params["data"]
+    n = train_size(data.get("name", "mnist1d"), data["num_samples"], data["train_split"])
     # distinct examples a member fits: half-sampling n/2; a bootstrap ~63 % of n
     n_fit = n // 2 if params["split"]["method"] == "half" else n * (1 - (1 - 1 / n) ** n)
     thr = threshold_width("mlp", 2, False, n_fit, widths)

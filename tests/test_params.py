@@ -31,7 +31,7 @@ def test_default_params_are_valid(raw):
 
 BAD = [
     # (section.key, value, words the message must contain)
-    ("model.arch", "transformer", "one of mlp, cnn, logistic"),
+    ("model.arch", "transformer", "one of mlp, cnn1d, cnn, logistic, cnn2d, resnet, module"),
     ("ensemble.widths", [8, 0], ">= 1"),
     ("ensemble.widths", [8, -16], ">= 1"),
     ("ensemble.widths", [8, 8], "distinct"),
@@ -102,7 +102,7 @@ def test_disjoint_needs_enough_parts(raw):
 
 def test_cli_prints_one_line_and_fails(raw, tmp_path):
     bad = copy.deepcopy(raw)
-    bad["model"]["arch"] = "resnet"
+    bad["model"]["arch"] = "transformer"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(bad))
     r = subprocess.run([sys.executable, "-m", "biasvar.tools.validate", str(path)],
@@ -110,8 +110,8 @@ def test_cli_prints_one_line_and_fails(raw, tmp_path):
                        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert lines == ["error: params.yaml: model.arch = 'resnet' is invalid: "
-                     "one of mlp, cnn, logistic"]
+    assert lines == ["error: params.yaml: model.arch = 'transformer' is invalid: "
+                     "one of mlp, cnn1d, cnn, logistic, cnn2d, resnet, module"]
 
 
 def test_stage_reads_only_declared_keys(tmp_path):

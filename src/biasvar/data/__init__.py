@@ -1,2 +1,2 @@
-"""Data: MNIST-1D generation with label noise, and each draw's training split
-(stages ``generate``, ``split``)."""
+"""Data: the providers of examples (``data.name``), datasets with label noise, and each
+draw's training split (stages ``generate``, ``split``)."""

@@ -12,53 +12,99 @@ from pydantic import Field, field_validator, model_validator
 
 from biasvar.core.config import (
     MAX_MEMBERS,
+    MAX_SAMPLES,
     MAX_WIDTH,
     Choice,
     Ints,
     Members,
-    NumSamples,
     Section,
     Seed,
     _as_tuple,
     _distinct,
 )
 from biasvar.core.errors import ParamError
+from biasvar.data.providers import FILE_PROVIDERS, PROVIDER_NAMES, train_size
 
-# MNIST-1D has 10 classes; make_dataset draws num_samples // 10 per class.
-N_CLASSES = 10
+DIGITS_IMAGES = 1797  # sklearn's bundled digits
 
 LabelNoise = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False,
                                     description="a probability in [0, 1)")]
+# make_dataset draws num_samples // 10 per class: fewer than 20 leaves a partition empty.
+MIN_MNIST1D_SAMPLES = 20
 
 
-def n_train_examples(num_samples: int, train_split: float) -> int:
-    """Training-set size exactly as ``mnist1d.data.make_dataset`` computes it."""
-    n = (num_samples // N_CLASSES) * N_CLASSES
-    return int(n * train_split)
+def check_root(value: Any) -> str | None:
+    """``data.root``: null or a path string (relative or absolute) that is safe to pass
+    on a command line and to ``open``: non-empty, no control characters, not starting
+    with ``-`` (read as an option) or whitespace."""
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not value or value[0] in "- \t"
+            or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+        raise ParamError("data.root", value, (
+            "null or a path string (relative or absolute; no control characters, not "
+            "starting with '-' or a space)"))
+    return value
 
 
 class DataParams(Section):
-    """MNIST-1D generation and label noise (``data.*``)."""
+    """Which examples (``data.name``, ``data.root``), their size and split, and label
+    noise (``data.*``).
+
+    ``num_samples`` per provider: ``mnist1d``, make_dataset's total (train + test,
+    an integer >= 20); ``digits``, the images kept of 1797 (null: all);
+    ``cifar10``/``cifar100``/``arrays``, the examples kept, ``int(num_samples x
+    train_split)`` of them from the file's training set and the rest from its test
+    set (null: all, and ``train_split`` is not used). ``root`` is required by the
+    file providers (cifar10, cifar100: a directory; arrays: an .npz) and must be
+    null for the others.
+    """
 
     SECTION: ClassVar[str] = "data"
     label_noise: Annotated[tuple[LabelNoise, ...], Field(min_length=1, description=(
         "a non-empty list of distinct probabilities in [0, 1)"))]
-    num_samples: NumSamples(2 * N_CLASSES)
+    num_samples: Annotated[int | None, Field(ge=1, le=MAX_SAMPLES, description=(
+        f"an integer >= {MIN_MNIST1D_SAMPLES} and <= {MAX_SAMPLES} (mnist1d); null or an "
+        "integer >= 2 (other providers)"))]
     train_split: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False,
                                         description="a fraction in (0, 1)")]
     seed: Seed
     noise_seed: Seed
+    name: Annotated[Choice(*PROVIDER_NAMES), Field(default="mnist1d")]
+    root: Annotated[str | None, Field(default=None, description=(
+        "null or a path string (required by cifar10, cifar100, arrays)"))]
 
     _tuple = field_validator("label_noise", mode="before")(lambda v: _as_tuple(v))
     _unique = field_validator("label_noise")(lambda v: _distinct(v))
+    _root = field_validator("root", mode="before")(lambda v: check_root(v))
 
     @model_validator(mode="after")
-    def _both_partitions(self) -> DataParams:
-        n_train = n_train_examples(self.num_samples, self.train_split)
-        if n_train < 1 or n_train >= (self.num_samples // N_CLASSES) * N_CLASSES:
+    def _provider_rules(self) -> DataParams:
+        name, n = self.name, self.num_samples
+        if name in FILE_PROVIDERS and self.root is None:
+            what = "an .npz file" if name == "arrays" else "a directory in the CIFAR python layout"
+            raise ParamError("data.root", None, f"a path for data.name {name}: {what}")
+        if name not in FILE_PROVIDERS and self.root is not None:
+            raise ParamError("data.root", self.root, f"null for data.name {name}")
+        if name == "mnist1d" and (n is None or n < MIN_MNIST1D_SAMPLES):
+            raise ParamError("data.num_samples", n, (
+                f"an integer >= {MIN_MNIST1D_SAMPLES} and <= {MAX_SAMPLES}"))
+        if name == "digits" and n is not None and not 2 <= n <= DIGITS_IMAGES:
+            raise ParamError("data.num_samples", n,
+                             f"null or an integer >= 2 and <= {DIGITS_IMAGES} (digits)")
+        if n is None and name != "digits":  # all of a file: checked when it is read
+            return self
+        n_train = self.train_size()
+        kept = {"mnist1d": (n or 0) // 10 * 10, "digits": n or DIGITS_IMAGES}.get(name, n)
+        if n_train < 1 or n_train >= kept:
             raise ParamError("data.train_split", self.train_split,
                              "a fraction leaving both partitions non-empty")
         return self
+
+    def train_size(self) -> int:
+        """The training-set size the provider gives (reads a file's labels only when
+        ``num_samples`` is null): what ``split`` draws indices from."""
+        return train_size(self.name, self.num_samples, self.train_split, self.seed, self.root)
 
 
 class EnsembleParams(Section):

@@ -20,22 +20,42 @@ from biasvar.core.config import (
 )
 from biasvar.core.errors import ParamError
 
-ARCHS = ("mlp", "cnn", "logistic")
+# ``cnn`` is the earlier name of ``cnn1d`` (configs written before cnn2d), kept as an alias
+ARCHS = ("mlp", "cnn1d", "cnn", "logistic", "cnn2d", "resnet", "module")
 OPTIMIZERS = ("adam", "sgd")
 
 
 class ModelParams(Section):
-    """Architecture (``model.*``); the width comes from the sweep.
+    """Architecture (``model.*``); the width comes from the sweep, the input shape
+    and class count from the dataset (``biasvar.ensemble.models``).
 
-    ``depth`` is the number of hidden layers of ``mlp``; ``residual`` adds the
-    skip connection ``h = h + relu(L h)`` on hidden-to-hidden layers (the
-    MNIST-1D reference MLP is depth 2, residual, width 100).
+    ``depth`` is the number of hidden layers of ``mlp`` and the blocks per stage
+    of ``resnet``; ``residual`` adds the skip connection ``h = h + relu(L h)`` on
+    the mlp's hidden-to-hidden layers (the MNIST-1D reference MLP is depth 2,
+    residual, width 100); ``stages`` is the number of ``resnet`` stages (k, 2k,
+    4k, 8k channels for 4); ``module`` names a user's factory
+    ``"package.module:function"`` for ``arch: module`` and is null otherwise.
     """
 
     SECTION: ClassVar[str] = "model"
     arch: Choice(*ARCHS)
     depth: Depth
     residual: Bool
+    stages: Depth = 4
+    module: Annotated[str | None, Field(description=(
+        'null, or "package.module:function" when arch is module'))] = None
+
+    @model_validator(mode="after")
+    def _module_with_arch(self) -> ModelParams:
+        if self.arch == "module":
+            if (not isinstance(self.module, str) or self.module.count(":") != 1
+                    or not all(self.module.split(":"))):
+                raise ParamError("model.module", self.module,
+                                 'a factory "package.module:function" (arch is module)')
+        elif self.module is not None:
+            raise ParamError("model.module", self.module,
+                             f"null: arch is {self.arch}, not module")
+        return self
 
 
 class TrainParams(Section):

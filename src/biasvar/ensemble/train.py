@@ -2,7 +2,11 @@
 
 All members of a block share one stacked model (parameters with a leading
 member axis) whose parameters live in one flat buffer, and one optimizer over
-that buffer. Adam and SGD with momentum and weight decay are elementwise, so
+that buffer. ``mlp``, ``cnn1d`` and ``logistic`` use their hand-written stacked
+twins (``biasvar.ensemble.models``; the MLP's is the fast path of the default
+run); ``cnn2d``, ``resnet`` and a user's ``module`` use the generic torch.func
+path (``biasvar.ensemble.generic``). The input shape and class count come from
+the dataset. Adam and SGD with momentum and weight decay are elementwise, so
 one optimizer over stacked tensors is exactly M independent per-member
 optimizers; the loss is the *sum* over members of each
 member's mean minibatch cross-entropy, so member m's gradient is its own.
@@ -40,7 +44,14 @@ from biasvar.core.rng import torch_generator
 from biasvar.data.dataset import Dataset
 from biasvar.data.splits import Split
 from biasvar.ensemble.config import ModelParams, TrainParams
-from biasvar.ensemble.models import init_members, member_state, stacked_model
+from biasvar.ensemble.models import (
+    ALIASES,
+    STACKED_ARCHS,
+    data_shape,
+    init_members,
+    member_state,
+    stacked_model,
+)
 from biasvar.ensemble.optim import FlatParams, make_optimizer
 
 # Examples per forward pass when scoring a whole partition: about 2M floats per
@@ -107,10 +118,11 @@ def eval_chunk(members: int, width: int) -> int:
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, members: int, chunk: int = 2048
             ) -> torch.Tensor:
-    """Logits of every member on the same inputs: ``(N, 40) -> (M, N, classes)``."""
+    """Logits of every member on the same inputs: ``(N, *input) -> (M, N, classes)``."""
     out = []
     for start in range(0, len(x), chunk):
-        xb = x[start:start + chunk].unsqueeze(0).expand(members, -1, -1)
+        xb = x[start:start + chunk]
+        xb = xb.unsqueeze(0).expand(members, *xb.shape)  # (M, chunk, *input), no copy
         out.append(model(xb))
     return torch.cat(out, dim=1)
 
@@ -164,13 +176,15 @@ def _evaluate(model: torch.nn.Module, n_members: int, x_train: torch.Tensor,
 
 def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: ModelParams,
                 train_cfg: TrainParams, runtime: RuntimeParams, desc: str = "",
-                autograd: bool = False) -> BlockResult:
+                autograd: bool = False, generic: bool = False) -> BlockResult:
     """Train the members of ``spec`` together and score them on both partitions.
 
     The MLP's training step uses its hand-written backward
     (``StackedMLP.loss_and_grad``); ``autograd=True`` forces
     ``loss.backward()`` instead (for the benchmark and the tests that compare
-    the two). Other architectures always use autograd.
+    the two). ``cnn1d`` and ``logistic`` use autograd through their stacked
+    twins; the other families use ``vmap(grad(...))`` of the generic path, which
+    ``generic=True`` forces for every family (the tests compare the paths).
 
     Raises ``NonFiniteLossError`` naming the member and the first step whose
     minibatch loss was NaN/inf, and ``NonFiniteOutputError`` naming the member,
@@ -214,9 +228,23 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     batch = train_cfg.check_against(n_draw)
     steps_per_epoch = n_draw // batch  # drop the ragged tail of each epoch
 
-    model = stacked_model(model_cfg.arch, n_members, spec.width, model_cfg.depth,
-                          model_cfg.residual).to(device)
-    init_members(model, [torch_generator(train_cfg.seed, "init", m) for m in spec.members])
+    input_shape, n_classes = data_shape(dataset)
+    arch = ALIASES.get(model_cfg.arch, model_cfg.arch)
+    init_gens = [torch_generator(train_cfg.seed, "init", m) for m in spec.members]
+    if arch in STACKED_ARCHS and not generic:
+        if arch == "mlp":  # the fast path takes flat inputs; a view for MNIST-1D's (N, 40)
+            x_train, x_test = x_train.flatten(1), x_test.flatten(1)
+            eval_args = (x_train, y_train, x_test, y_test, in_bag, n_in_bag, n_oob)
+        model = stacked_model(arch, n_members, spec.width, model_cfg.depth,
+                              model_cfg.residual, input_shape, n_classes).to(device)
+        init_members(model, init_gens)
+        chunk = eval_chunk(n_members, spec.width)
+    else:
+        from biasvar.ensemble.generic import activation_width, build_ensemble
+
+        model = build_ensemble(model_cfg, spec.width, input_shape, n_classes, init_gens,
+                               device)
+        chunk = eval_chunk(n_members, activation_width(arch, spec.width, input_shape))
     flat = FlatParams(model)
     opt = make_optimizer(train_cfg.optimizer, flat, train_cfg.lr, train_cfg.momentum,
                          train_cfg.weight_decay)
@@ -244,7 +272,7 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
                 perm = torch.stack([torch.randperm(n_draw, generator=g) for g in batch_gens])
                 perm = perm.to(device)
             batch_idx = torch.gather(draw_idx, 1, perm[:, pos * batch:(pos + 1) * batch])
-        xb, yb = x_train[batch_idx], y_train[batch_idx]  # (M, B, 40), (M, B)
+        xb, yb = x_train[batch_idx], y_train[batch_idx]  # (M, B, *input), (M, B)
 
         if hand_backward:
             loss_m, acc_m = model.loss_and_grad(xb, yb)  # (M,), (M,); grads overwritten
@@ -267,8 +295,9 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
             torch.set_num_threads(fair_threads(runtime.threads))
             _raise_if_bad(first_bad, spec.members, run_loss)
             # The last step always logs: its evaluation is the block's final one.
-            last_eval = _evaluate(model, n_members, *eval_args,
-                                  chunk=eval_chunk(n_members, spec.width))
+            model.eval()  # scoring mode (BatchNorm of a user's module: running statistics)
+            last_eval = _evaluate(model, n_members, *eval_args, chunk=chunk)
+            model.train()
             scores = last_eval[2]
             logs["step"].append(step)
             logs["train_loss"].append((run_loss / run_n).cpu().numpy())

@@ -71,17 +71,20 @@ class Report:
 
 
 def threshold_width(arch: str, depth: int, residual: bool, n_train: int,
-                    widths: list[int]) -> float | None:
+                    widths: list[int], input_shape: tuple[int, ...] = (40,),
+                    n_classes: int = 10) -> float | None:
     """Width at which a member's parameter count equals ``n_train`` (log-interpolated).
 
-    None when the sweep does not cross it or the architecture has no width.
+    None when the sweep does not cross it or the architecture has no width (or,
+    for a user's ``module``, no parameter count known without importing it).
     """
     from biasvar.ensemble.models import n_parameters
 
-    if arch == "logistic":
+    if arch in ("logistic", "module"):
         return None
     grid = np.unique(np.geomspace(1, max(widths) * 4, 400).astype(int))
-    counts = np.array([n_parameters(arch, int(w), depth, residual) for w in grid])
+    counts = np.array([n_parameters(arch, int(w), depth, residual, input_shape, n_classes)
+                       for w in grid])
     i = np.searchsorted(counts, n_train)
     if i == 0 or i == len(grid):
         return None

@@ -282,34 +282,34 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 def binary_task(classes: Sequence[int], num_samples: int, train_split: float,
                 data_seed: int) -> dict[str, np.ndarray]:
     """The two classes of an MNIST-1D dataset; labels 0 (first class) / 1 (second)."""
-    from biasvar.data.dataset import make_mnist1d
+    from biasvar.data.providers.mnist1d import study_data
 
-    raw = make_mnist1d(num_samples, train_split, data_seed)
+    src = study_data(num_samples, data_seed, train_split)
     a, b = classes
     out = {}
-    for part, xk, yk in (("train", "x", "y"), ("test", "x_test", "y_test")):
-        y = np.asarray(raw[yk])
+    for part in ("train", "test"):
+        y = getattr(src, f"y_{part}")
         keep = (y == a) | (y == b)
-        out[f"x_{part}"] = np.asarray(raw[xk], dtype=np.float64)[keep]  # (N, 40)
+        out[f"x_{part}"] = np.asarray(getattr(src, f"x_{part}"), dtype=np.float64)[keep]  # (N, 40)
         out[f"y_{part}"] = (y[keep] == b).astype(np.int64)  # (N,)
     return out
 
 
 # ------------------------------------------------------------------ training
-def _stacked_binary_mlp(members: int, width: int, depth: int):
+def _stacked_binary_mlp(members: int, width: int, depth: int, n_in: int):
     import torch.nn.functional as F
     from torch import nn
 
-    from biasvar.ensemble.models import N_IN, StackedLinear
+    from biasvar.ensemble.models import StackedLinear
 
     class BinaryMLP(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.hidden = nn.ModuleList(
-                StackedLinear(members, N_IN if i == 0 else width, width) for i in range(depth))
+                StackedLinear(members, n_in if i == 0 else width, width) for i in range(depth))
             self.out = StackedLinear(members, width, 2)
 
-        def features(self, x):  # (M, B, 40) -> (M, B, width)
+        def features(self, x):  # (M, B, n_in) -> (M, B, width)
             h = x
             for layer in self.hidden:
                 h = F.relu(layer(h))
@@ -345,7 +345,7 @@ def train_binary(task: dict[str, np.ndarray], width: int, depth: int, draw_idx: 
     y_train = torch.as_tensor(task["y_train"])
     x_test = torch.as_tensor(task["x_test"], dtype=torch.float32)
     idx = torch.as_tensor(draw_idx)
-    model = _stacked_binary_mlp(n_members, width, depth)
+    model = _stacked_binary_mlp(n_members, width, depth, x_train[0].numel())
     members = range(n_members)
     init_members(model, [torch_generator(seed, "collapse-init", width, m) for m in members])
     flat = FlatParams(model)

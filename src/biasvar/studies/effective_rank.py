@@ -114,16 +114,16 @@ def embeddings(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def load_member(block: str | Path, member: int, model_params: Mapping[str, Any], width: int):
-    """Member ``member``'s reference model from ``<block>/checkpoints/member-XXXXXX.pt``."""
+def load_member(block: str | Path, member: int, model_params: Mapping[str, Any], width: int,
+                input_shape: tuple[int, ...] = (40,), n_classes: int = 10):
+    """Member ``member``'s plain model from ``<block>/checkpoints/member-XXXXXX.pt``."""
     import torch
 
     from biasvar.ensemble.blocks import checkpoint_name
-    from biasvar.ensemble.models import reference_model
+    from biasvar.ensemble.models import model_from_params
 
     path = Path(block) / "checkpoints" / checkpoint_name(member)
-    model = reference_model(model_params["arch"], width, model_params["depth"],
-                            model_params["residual"])
+    model = model_from_params(dict(model_params), width, input_shape, n_classes)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
@@ -172,7 +172,8 @@ def probe_block(block: str | Path, x: np.ndarray, center: bool,
                              f"as {field} {want!r} (retrain the block, or regenerate the data)")
     rows = []
     for m in members:
-        emb = embeddings(load_member(block, int(m["member"]), model_params, width), x)  # (N, F)
+        emb = embeddings(load_member(block, int(m["member"]), model_params, width,
+                                     tuple(x.shape[1:])), x)  # (N, F)
         rows.append({
             "label_noise": noise, "width": width, "member": int(m["member"]),
             "draw": int(m["draw"]), "seed": int(m["seed"]), "n_examples": emb.shape[0],

@@ -13,6 +13,7 @@ spread these studies measure).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,8 @@ def input_version(x_train: np.ndarray, x_test: np.ndarray, version: str,
 
 
 def build(arch: str, members: int, depth: int, width: int, activation: str,
-          init_scale: float, seed: int, purpose: str):
+          init_scale: float, seed: int, purpose: str, input_shape: tuple[int, ...] = (40,),
+          n_classes: int = 10):
     """A stacked network of ``members`` members, initialized.
 
     ``mlp``: ``depth`` hidden layers of ``width`` units with ``activation``;
@@ -68,19 +70,20 @@ def build(arch: str, members: int, depth: int, width: int, activation: str,
     from torch import nn
 
     from biasvar.core.rng import torch_generator
-    from biasvar.ensemble.models import N_CLASSES, N_IN, StackedCNN, StackedLinear, init_members
+    from biasvar.ensemble.models import StackedCNN, StackedLinear, init_members
 
+    n_in = math.prod(input_shape)  # the mlp flattens its input
     act = {"relu": F.relu, "tanh": torch.tanh, "linear": lambda h: h}[activation]
 
     class StackedNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.hidden = nn.ModuleList(StackedLinear(members, N_IN if i == 0 else width, width)
+            self.hidden = nn.ModuleList(StackedLinear(members, n_in if i == 0 else width, width)
                                         for i in range(depth))
-            self.out = StackedLinear(members, width, N_CLASSES)
+            self.out = StackedLinear(members, width, n_classes)
 
         def features(self, x: torch.Tensor) -> torch.Tensor:
-            """``(M, B, 40) -> (M, B, width)``."""
+            """``(M, B, n_in) -> (M, B, width)``."""
             h = x
             for layer in self.hidden:
                 h = act(layer(h))
@@ -92,7 +95,7 @@ def build(arch: str, members: int, depth: int, width: int, activation: str,
     if arch == "mlp":
         net = StackedNet()
     elif arch == "cnn":
-        net = StackedCNN(members, width)
+        net = StackedCNN(members, width, input_shape, n_classes)
     else:
         raise ValueError(f"unknown arch {arch!r}")
     init_members(net, [torch_generator(seed, purpose, m) for m in range(members)])

@@ -213,7 +213,7 @@ def spectral_cls(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
     if threads:
         torch.set_num_threads(threads)
     xtr, xte = nets.input_version(x_train, x_test, cfg.data, cfg.seed)
-    ytr, _ = add_label_noise(np.asarray(y_train), cfg.label_noise, cfg.seed)
+    ytr, _ = add_label_noise(np.asarray(y_train), cfg.label_noise, cfg.seed, 10)  # MNIST-1D
     rng = numpy_generator(cfg.seed, "spectral_cls_paths")
     ends = np.stack([rng.choice(len(xtr), size=2, replace=False) for _ in range(cfg.paths)])
     px = path_inputs(xtr[ends[:, 0]], xtr[ends[:, 1]], cfg.points)  # (paths, P+1, 40)

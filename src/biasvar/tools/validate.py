@@ -26,7 +26,7 @@ from biasvar.analysis.config import (
 )
 from biasvar.core.config import RuntimeParams, Section, check_sections, read_yaml
 from biasvar.core.errors import BiasvarError, ParamError
-from biasvar.data.config import DataParams, EnsembleParams, SplitParams, n_train_examples
+from biasvar.data.config import DataParams, EnsembleParams, SplitParams
 from biasvar.ensemble.config import ModelParams, TrainParams
 from biasvar.report.config import Style
 from biasvar.studies.collapse import CollapseParams
@@ -88,7 +88,7 @@ def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
             raise ParamError(model.SECTION, None, "missing section; it must be set")
         out[model.SECTION] = model.from_dict(raw[model.SECTION])
     data, ens, split = out["data"], out["ensemble"], out["split"]
-    n_train = n_train_examples(data.num_samples, data.train_split)
+    n_train = data.train_size()  # a file provider with num_samples null reads its labels
     k = split.check_against(ens, n_train)
     out["train"].check_against(split.draw_size(n_train, k))
     return out
