@@ -46,8 +46,10 @@ def main() -> None:
     in_bag = in_bag_indices(splits.values())
     examples, summary, rel = decompose_all(args.logits, noisy, noise, widths, cfg.intervals,
                                            cfg.ci, cfg.ece_bins, in_bag)
+    # what the data is (name, input shape, class count: the same at every level), for the
+    # report's title and parameter counts; plot reads it here rather than params
     meta = {"data.label_noise": noise, "ensemble.widths": widths, "ensemble.blocks": blocks,
-            "decompose": prm.get("decompose")}
+            "decompose": prm.get("decompose"), "data": datasets[noise[0]].metadata()}
     with atomic_dir(args.out) as tmp:
         write_table(tmp / "examples.parquet", examples, DECOMPOSITION, meta)
         write_table(tmp / "summary.parquet", summary, SUMMARY, meta)

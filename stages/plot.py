@@ -98,9 +98,13 @@ def main() -> None:
     curves = read_csv(args.curves, CURVES_CSV)
     members = read_csv(args.members, MEMBERS_CSV)
     # the level of the decomposition's intervals, as decompose recorded it in its files
-    ci = read_params(d / "summary.parquet").get("decompose", {}).get("ci", 0.95)
+    recorded = read_params(d / "summary.parquet")
+    ci = recorded.get("decompose", {}).get("ci", 0.95)
+    # the data the members were trained on (name, input shape, class count), as decompose
+    # recorded it: it names the dataset in the title and sizes the parameter counts
     rep = main_report(examples, summary, reliability, fits, curves, members, metrics, style,
-                      model.arch, model.depth, model.residual, ci=ci)
+                      model.arch, model.depth, model.residual, ci=ci,
+                      data=recorded.get("data"), module=model.module)
     if args.alignment_size:
         per_size, inf = args.alignment_size.split(",")
         add_alignment_size(rep, read_csv(per_size, ALIGNMENT_SIZE_CSV),

@@ -129,6 +129,19 @@ def test_calibration_and_curves_figures(tables):
     assert all(len(_lines(ax)) == len(WIDTHS) for ax in axes)
 
 
+def test_report_title_names_the_data_and_the_factory(tables):
+    """The title names the dataset decompose recorded and a user's factory; the default
+    (MNIST-1D, or a decomposition that records no data) keeps its title."""
+    t = tables
+    args = (t["examples"], t["summary"], t["reliability"], t["fits"], t["curves"],
+            t["members"], t["metrics"], STYLE)
+    assert main_report(*args, "mlp", 2, False).title == "biasvar report: mlp ensembles on MNIST-1D"
+    digits = {"name": "digits", "input_shape": [1, 8, 8], "n_classes": 10, "source": "sklearn"}
+    rep = main_report(*args, "module", 2, False, data=digits, module="pkg.nets:small")
+    assert rep.title == ("biasvar report: pkg.nets:small ensembles on digits "
+                         "(inputs 1×8×8, 10 classes)")
+
+
 def test_report_readme_embeds_every_figure(tables, tmp_path):
     t = tables
     rep = main_report(t["examples"], t["summary"], t["reliability"], t["fits"], t["curves"],

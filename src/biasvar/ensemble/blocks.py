@@ -7,7 +7,8 @@
                    minibatch train_loss/train_accuracy, test_loss/test_accuracy and
                    the in-bag and out-of-bag loss and error (see ``train.CURVE_METRICS``)
 - ``members.json`` the block's identity (``block_info``: label_noise, width, block,
-                   params, layout, dataset and split fingerprints) and, under
+                   params, layout, the dataset (name, input shape, class count) and the
+                   dataset and split fingerprints) and, under
                    ``members``, per-member final metrics (``train.METRICS`` plus
                    n_in_bag, n_oob; ``null`` where undefined)
 - ``checkpoints/member-<id>.pt``  each member's reference-module ``state_dict``
@@ -72,9 +73,12 @@ def split_scalars(path: str | Path) -> dict[str, Any]:
 
 def dataset_identity(dataset) -> dict[str, Any]:
     """What identifies a dataset file's contents: its sizes and the SHA-256 of its inputs,
-    test labels, clean and (noisy) training labels. Recorded by ``train`` in each block
-    and by ``collect`` in each logits file; readers recompute it from the dataset they
-    load and refuse a mismatch (another ``data.*``, ``data.noise_seed``, label-noise level).
+    test labels, clean and (noisy) training labels, and what the data is
+    (``Dataset.metadata()``: provider ``name``, ``input_shape``, ``n_classes``, the
+    ``source`` file or directory read and its ``fingerprint``). Recorded by ``train`` in
+    each block and by ``collect`` in each logits file, where the report reads the data's
+    name and shape; readers recompute it from the dataset they load and refuse a mismatch
+    (another ``data.*``, ``data.noise_seed``, label-noise level).
     """
     return {
         "n_train": int(len(dataset.y_train)), "n_test": int(len(dataset.y_test)),
@@ -82,6 +86,7 @@ def dataset_identity(dataset) -> dict[str, Any]:
         "y_test_sha256": fingerprint(np.asarray(dataset.y_test, np.int64)),
         "y_train_clean_sha256": fingerprint(np.asarray(dataset.y_train_clean, np.int64)),
         "y_train_sha256": fingerprint(np.asarray(dataset.y_train, np.int64)),
+        **dataset.metadata(),
     }
 
 

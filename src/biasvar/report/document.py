@@ -70,6 +70,28 @@ class Report:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
+# What a decomposition written before providers existed was computed on.
+MNIST1D_DATA = {"name": "mnist1d", "input_shape": [40], "n_classes": 10, "source": ""}
+# Display names of the providers (``data.name``); the default title reads "... on MNIST-1D".
+DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits", "cifar10": "CIFAR-10",
+                 "cifar100": "CIFAR-100"}
+
+
+def dataset_title(data: dict) -> str:
+    """The data as the report's title names it: ``MNIST-1D`` for the default dataset;
+    otherwise the provider (a user's ``arrays`` by its file's name) with one input's shape
+    and the class count, e.g. ``digits (inputs 1×8×8, 10 classes)``."""
+    name = str(data.get("name", "mnist1d"))
+    shape = [int(s) for s in data.get("input_shape", [40])]
+    n_classes = int(data.get("n_classes", 10))
+    shown = DATASET_NAMES.get(name, name)
+    if name == "arrays" and data.get("source"):
+        shown = Path(str(data["source"])).name  # the user's file: more telling than "arrays"
+    if name == "mnist1d" and shape == [40] and n_classes == 10:
+        return shown  # the default report's title, unchanged
+    return f"{shown} (inputs {'×'.join(map(str, shape))}, {n_classes} classes)"
+
+
 def threshold_width(arch: str, depth: int, residual: bool, n_train: int,
                     widths: list[int], input_shape: tuple[int, ...] = (40,),
                     n_classes: int = 10) -> float | None:
@@ -185,11 +207,17 @@ def write_report(report: Report, out_dir: str | Path, metrics: dict, dpi: int) -
 def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.DataFrame,
                 fits: pd.DataFrame, curves: pd.DataFrame, members: pd.DataFrame,
                 metrics: dict, style: Style, arch: str, depth: int, residual: bool,
-                ci: float = 0.95) -> Report:
+                ci: float = 0.95, data: dict | None = None,
+                module: str | None = None) -> Report:
     """The main study's figures and key-number table.
 
     ``ci``: the level of the decomposition's intervals (``decompose.ci``, recorded in
     the decomposition files), stated in the captions.
+
+    ``data``: what the members were trained on (``Dataset.metadata()``: ``name``,
+    ``input_shape``, ``n_classes``, ``source``; recorded by ``decompose``), which names
+    the dataset in the title and sizes the parameter counts; None: MNIST-1D. ``module``:
+    the user's factory (``model.module``), named in the title in place of ``module``.
 
     ``members``: the per-member table of ``collect`` (in-bag / out-of-bag
     errors, ``n_in_bag`` distinct examples of the member's draw, split method).
@@ -206,8 +234,11 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
     members = members.astype({"label_noise": summary.label_noise.dtype})  # float32 levels
     n_fit = float(members.n_in_bag.mean())
     methods = sorted(members.split_method.unique())
-    thr = threshold_width(arch, depth, residual, n_fit, widths)
-    rep = Report(title=f"biasvar report: {arch} ensembles on MNIST-1D")
+    data = {**MNIST1D_DATA, **(data or {})}
+    thr = threshold_width(arch, depth, residual, n_fit, widths,
+                          tuple(data["input_shape"]), int(data["n_classes"]))
+    family = module if arch == "module" and module else arch
+    rep = Report(title=f"biasvar report: {family} ensembles on {dataset_title(data)}")
     rep.figures.append(Figure(
         "alignment", "Bias-variance alignment",
         f"Per test example, variance against bias² on log-log axes for each width "

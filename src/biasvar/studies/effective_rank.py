@@ -101,16 +101,50 @@ def numerical_rank(matrix: np.ndarray, center: bool = False) -> int:
     return int(np.linalg.matrix_rank(a))
 
 
-def embeddings(model, x: np.ndarray) -> np.ndarray:
-    """``(N, F)`` penultimate-layer embeddings ``model.features(x)`` of inputs ``x`` ``(N, 40)``."""
+def _last_linear_input(model):
+    """``x -> (N, F)``: the input of the model's last ``nn.Linear`` (in module order), for
+    a user's module without ``features``; None when it has no ``nn.Linear``."""
+    from torch import nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None
+
+    def features(x):
+        seen = []
+        handle = linears[-1].register_forward_hook(lambda _m, inp, _out: seen.append(inp[0]))
+        try:
+            model(x)
+        finally:
+            handle.remove()
+        return seen[-1]  # (N, F): the classifier head's input
+
+    return features
+
+
+def embeddings(model, x: np.ndarray, where: str = "<model>") -> np.ndarray:
+    """``(N, F)`` penultimate-layer embeddings of inputs ``x`` ``(N, *input_shape)``.
+
+    ``model.features(x)`` for the built-in families; a user's module without it is read
+    at the input of its last ``nn.Linear`` (the classifier head of most classifiers); one
+    with neither is refused, naming ``where``.
+    """
     import torch
 
+    features = getattr(model, "features", None)
+    if not callable(features) or isinstance(features, torch.nn.Module):
+        # torchvision-style modules name a submodule ``features``: not the embedding
+        features = _last_linear_input(model)
+    if features is None:
+        raise InputError(f"{where}: the model has no features() method and no nn.Linear "
+                         "head, so the probe cannot find its embeddings (give the factory's "
+                         "module a features(x) -> (N, F) method)")
     model.eval()
     out = []
     with torch.no_grad():
         xt = torch.as_tensor(x, dtype=torch.float32)  # members trained on float32 inputs
         for start in range(0, len(xt), EMBED_CHUNK):
-            out.append(model.features(xt[start:start + EMBED_CHUNK]).double().numpy())
+            out.append(features(xt[start:start + EMBED_CHUNK]).flatten(1).double().numpy())
     return np.concatenate(out)
 
 
@@ -158,6 +192,9 @@ def probe_block(block: str | Path, x: np.ndarray, center: bool,
         noise = float(info["label_noise"])
         recorded = {"label_noise": noise, "width": width, "block": info.get("block"),
                     "x_sha256": (info.get("dataset") or {}).get("x_sha256")}
+        # the head's size: the class count the block records (blocks trained before the
+        # data providers record none: MNIST-1D's 10)
+        n_classes = int((info.get("dataset") or {}).get("n_classes", 10))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(f"{block / 'members.json'}: lacks {e} (params.model, width, "
                          "label_noise, members)") from e
@@ -173,7 +210,8 @@ def probe_block(block: str | Path, x: np.ndarray, center: bool,
     rows = []
     for m in members:
         emb = embeddings(load_member(block, int(m["member"]), model_params, width,
-                                     tuple(x.shape[1:])), x)  # (N, F)
+                                     tuple(x.shape[1:]), n_classes), x,
+                         str(block / "members.json"))  # (N, F)
         rows.append({
             "label_noise": noise, "width": width, "member": int(m["member"]),
             "draw": int(m["draw"]), "seed": int(m["seed"]), "n_examples": emb.shape[0],
@@ -202,7 +240,7 @@ def run_probe(members_root: str | Path, inputs: Mapping[Any, np.ndarray],
     """Effective rank of every listed member; returns (summary result, per-member table).
 
     ``inputs`` maps each label-noise level, as it names the member directories
-    (``noise-<p>``), to the ``(N, 40)`` inputs to embed. Only the blocks listed
+    (``noise-<p>``), to the ``(N, *input_shape)`` inputs to embed. Only the blocks listed
     are read (not whatever lies on disk), and each must record the config it is
     read as and, with ``x_sha256`` (per level), the dataset the inputs come from.
     The summary's metrics give, per noise level, the mean effective rank at each width.

@@ -1,0 +1,60 @@
+"""A second dataset and family through the pipeline: digits (1×8×8 images) with ``cnn2d``.
+
+A tiny temporary git repo copy of the project (``test_pipeline.make_project``) runs
+``dvc repro`` up to every stage the main report reads (generate, split, train, collect,
+decompose, regress, alignment_size, calibration_intervention), then the ``plot`` stage's
+script on those tables, without the companion studies (they ignore ``data.name``; the
+whole pipeline takes ~2.5 min on 2 cores, this ~45 s). It checks
+that the data's name, input shape and class count and the family are recorded in the
+collected logits and the decomposition, and that the report's title names them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from test_pipeline import make_project, sh
+
+pytestmark = pytest.mark.pipeline
+
+TINY = {
+    "data": {"name": "digits", "root": None, "label_noise": [0.0], "num_samples": None,
+             "train_split": 0.5},
+    "model": {"arch": "cnn2d", "depth": 2, "residual": False},
+    "ensemble": {"widths": [2, 4], "blocks": [0, 1], "block_size": 4, "seeds_per_draw": 2},
+    "train": {"steps": 20, "log_every": 10, "batch_size": 50},
+    "regress": {"bootstrap": 10},
+    "alignment_size": {"bootstrap": 10},
+    "calibration_intervention": {"bootstrap": 10},
+    "runtime": {"progress": False, "threads": 1},
+}
+
+
+def test_digits_cnn2d_to_the_report(tmp_path):
+    from biasvar.core.schema import read_params
+    from biasvar.ensemble.logits import config_file, read_config
+
+    proj = make_project(tmp_path / "proj", TINY)
+    r = sh(proj, sys.executable, "-m", "dvc", "repro", "regress", "alignment_size",
+           "calibration_intervention")
+    assert "train@0.0-4-1" in r.stdout
+    logits = proj / "data" / "collected" / "logits"
+    assert read_config(logits, 0.0, 4, "test").logits.shape == (8, 899, 10)  # 1797 - 898
+    meta = read_params(config_file(logits, 0.0, 4))
+    assert meta["model"]["arch"] == "cnn2d"
+    assert {k: meta["dataset"][k] for k in ("name", "input_shape", "n_classes")} == {
+        "name": "digits", "input_shape": [1, 8, 8], "n_classes": 10}
+    assert read_params(proj / "data" / "decomposition" / "summary.parquet")["data"]["name"] \
+        == "digits"
+    out = tmp_path / "reports"  # the plot script on the tables, outside DVC and the tree
+    sh(proj, sys.executable, "stages/plot.py", "--decomposition", "data/decomposition",
+       "--fits", "data/regress/fits.parquet", "--metrics", "data/metrics/alignment.json",
+       "--curves", "data/collected/curves.csv", "--members", "data/collected/members.csv",
+       "--alignment-size", "data/regress/alignment_size.csv,data/regress/alignment_size_inf.csv",
+       "--calibration", "data/regress/calibration_intervention.csv", "--out", str(out))
+    readme = (out / "default" / "README.md").read_text()
+    assert readme.startswith(
+        "# biasvar report: cnn2d ensembles on digits (inputs 1×8×8, 10 classes)\n")
+    for fig in ("alignment", "alignment_size", "calibration_intervention"):
+        assert (out / "default" / f"{fig}.png").stat().st_size > 0
