@@ -25,6 +25,16 @@ from biasvar.report.document import (
 NOISE, WIDTHS = [0.0, 0.2], [4, 8, 16]
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Reports built here without ``write_report`` (which closes each figure) would keep
+    their figures open across tests."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
     """Decomposition / fits tables of a synthetic sweep: 6 members (3 draws x 2 seeds)."""
