@@ -18,7 +18,7 @@ API_DIR = "reference/api/"
 API_INDEX = API_DIR + "index.md"
 PACKAGE = "biasvar"
 # The committed reports whose figures the site shows, as results/<report>/<figure>.png.
-REPORTS = ("default", "paper", "biases", "cnn")
+REPORTS = ("default", "paper", "biases", "cnn", "digits")
 FIGURES_DIR = "results"
 
 
