@@ -41,6 +41,7 @@ pipeline: install
 # and copy them into README.md's marked blocks: no hand edit after a rerun.
 fragments: install
 	python -m biasvar.report.fragments $(patsubst %/metrics.json,%,$(wildcard reports/*/metrics.json))
+	python -m biasvar.report.fragments --compare reports/default reports/digits
 	python bench/bench_train.py --render bench/results/bench.json
 	python -m biasvar.tools.fragments
 

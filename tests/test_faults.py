@@ -346,7 +346,7 @@ def test_block_with_other_labels_and_matching_record_is_named(tree):
     """Labels edited in both files: the byte comparison between blocks still sees them."""
     d = block_dir(tree / "members", 0.0, 8, 0)
     _edit_npz(d / "logits.npz", test_labels=_set(0, 9))
-    from biasvar.ensemble.blocks import fingerprint
+    from biasvar.core.io import sha256_arrays as fingerprint
 
     info = json.loads((d / "members.json").read_text())
     with np.load(d / "logits.npz") as z:

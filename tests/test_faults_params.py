@@ -364,3 +364,49 @@ def test_validate_names_the_file_it_was_given(tmp_path):
     path = _write(tmp_path, PARAMS_TEXT.replace(LR_LINE, "  lr: -1\n"), name="other.yaml")
     r = _validate(str(path))
     _assert_one_error_line(r, f"{path}: train.lr = -1 is invalid")
+
+
+# ---------------------------------------------------------------- a user's model factory
+def _with_factory(raw, factory: str, widths=(4, 8)) -> dict:
+    params = copy.deepcopy(raw)
+    params["model"].update(arch="module", module=factory)
+    params["ensemble"]["widths"] = list(widths)
+    return params
+
+
+@pytest.mark.parametrize(("factory", "says"), [
+    ("no_such_package_xyz.models:net", "module 'no_such_package_xyz.models' cannot be imported"),
+    ("generic_factories:not_a_module", "returning a torch.nn.Module, not dict"),
+    ("generic_factories:ignores_shape", "takes inputs (batch, 40); at width 4 its forward "
+                                        "failed (RuntimeError"),
+    ("generic_factories:wrong_classes", "returning logits (batch, 10); at width 4 it returned "
+                                        "(2, 3)"),
+    ("generic_factories:breaks_at_width", "width 8 is not supported"),
+])
+def test_validate_builds_and_runs_the_factory_at_every_width(raw, factory, says):
+    """``model.arch: module`` with a factory that cannot serve the data is one
+    ``ParamError`` naming ``model.module`` from the params check that ``make pipeline``
+    runs before ``dvc repro``: nothing is generated or trained."""
+    with pytest.raises(ParamError) as e:
+        validate_all(_with_factory(raw, factory))
+    msg = _one_line(e)
+    assert "model.module" in msg and factory in msg and says in msg, msg
+
+
+def test_validate_cli_bad_factory_is_one_line(tmp_path, raw):
+    import yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(_with_factory(raw, "generic_factories:wrong_classes"),
+                                   sort_keys=False))
+    r = subprocess.run([sys.executable, "-m", "biasvar.tools.validate", str(path)],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={**ENV, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "model.module" in lines[0]
+
+
+def test_validate_accepts_a_factory_that_fits_the_data(raw):
+    models = validate_all(_with_factory(raw, "biasvar.ensemble.examples:mlp", (4, 64)))
+    assert models["model"].module == "biasvar.ensemble.examples:mlp"

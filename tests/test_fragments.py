@@ -294,3 +294,54 @@ def test_render_tolerates_missing_numbers_and_sections():
             assert "nan" not in text and "None" not in text
     with pytest.raises(ValueError, match="alignment"):
         fragments.render({"tradeoff": m["tradeoff"]})
+
+
+# ---------------------------------------------------------------- reports side by side
+COMPARED = ("default", "digits")
+
+
+def test_comparison_is_rendered_from_the_committed_reports():
+    """``reports/comparison.md`` is what ``python -m biasvar.report.fragments --compare
+    reports/default reports/digits`` writes from the committed metrics."""
+    assert fragments.write_comparison([ROOT / "reports" / r for r in COMPARED],
+                                      check=True) == []
+
+
+def test_comparison_states_each_reports_fits():
+    text = (ROOT / "reports" / fragments.COMPARISON).read_text()
+    rows = [r.strip("|").split(" | ") for r in text.splitlines()
+            if r.startswith("| ") and not r.startswith("| report")]
+    assert len(rows) == sum(len(_levels(_metrics(r))) for r in COMPARED)
+    for report in COMPARED:
+        m = _metrics(report)
+        label = fragments.report_label(ROOT / "reports" / report)
+        mine = [r for r in rows if r[0].strip() == label]
+        for level, row in zip(_levels(m), mine, strict=True):
+            fits = m["alignment"][level]
+            widths = sorted(fits, key=lambda k: int(k.split("-")[1]))
+            expect = ", ".join(f"{k.split('-')[1]}: {fits[k]['slope']:.2f} ({fits[k]['r2']:.2f})"
+                               for k in widths)
+            assert row[2] == expect
+            # the verdict, recomputed from its definition
+            holds = [k.split("-")[1] for k in widths
+                     if abs(fits[k]["slope"] - 1) <= 0.1 and fits[k]["r2"] >= 0.9]
+            assert row[3] == (", ".join(holds) or "none")
+            size = m["alignment_size"][level]
+            assert row[4].strip().startswith(
+                f"{size['plugin_slope']:.2f} / {size['unbiased_slope']:.2f} "
+                f"(K = {size['n_members']}); {size['plugin_slope_inf']:.2f} / "
+                f"{size['unbiased_slope_inf']:.2f}")
+
+
+@pytest.mark.parametrize(("slope", "r2", "holds"), [
+    (0.95, 0.95, True), (1.09, 0.9, True), (0.85, 0.99, False), (1.15, 0.99, False),
+    (1.0, 0.85, False), (float("nan"), 0.99, False), (1.0, float("nan"), False)])
+def test_alignment_holds_is_slope_near_one_with_a_strong_fit(slope, r2, holds):
+    from biasvar.report import wording
+
+    assert wording.alignment_holds(slope, r2) is holds
+
+
+def test_compare_needs_two_reports(capsys):
+    assert fragments.main(["--compare", str(ROOT / "reports" / "default")]) == 2
+    assert "two report folders" in capsys.readouterr().err

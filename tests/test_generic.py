@@ -4,7 +4,6 @@ factories and their one-line failures, any input shape and class count."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -217,30 +216,18 @@ CASES = [(arch, (40,)) for arch in ("mlp", "cnn1d", "logistic")] + [
     for arch in ("mlp", "logistic", "cnn2d", "resnet", "module")]
 
 
-@pytest.fixture(scope="module")
-def warm():
-    """torch.func's first vmap(grad) of a family in a process takes 0.5-1.5 s (tracing
-    set-up); the timing below is of the steady state."""
-    for arch in ("cnn2d", "resnet"):
-        _block(_images((3, 8, 8)), [0], _model(arch, depth=1, residual=False, stages=2),
-               steps=2, batch=8)
-
-
 @pytest.mark.parametrize("n_classes", [2, 3, 10, 100])
 @pytest.mark.parametrize(("arch", "shape"), CASES)
-def test_any_input_shape_and_class_count_trains(warm, arch, shape, n_classes):
-    """Two members, three steps and scoring: 0.01-0.3 s each on a 2-core CPU; the bound
-    leaves room for a CI machine shared with other jobs."""
+def test_any_input_shape_and_class_count_trains(arch, shape, n_classes):
+    """Two members, three steps and scoring (0.01-0.3 s each on a 2-core CPU; speed is
+    measured by bench/bench_generic.py, not here)."""
     ds = _images(shape, n_classes, n_train=32, n_test=8)
     ds.y_train = np.arange(32) % n_classes  # every class may occur
     model = _model(arch, depth=1, residual=False, stages=2,
                    module="biasvar.ensemble.examples:mlp" if arch == "module" else None)
-    t0 = time.perf_counter()
     r = _block(ds, [0, 1], model, width=4, steps=3, batch=8)
-    took = time.perf_counter() - t0
     assert r.test_logits.shape == (2, 8, n_classes)
     assert np.isfinite(r.test_logits).all()
-    assert took < 2.0, took
 
 
 def test_vmap_ensemble_has_plain_state_names():

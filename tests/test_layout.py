@@ -1,10 +1,11 @@
 """The package layout mirrors the pipeline, and dvc.yaml's code dependencies are exact.
 
-- Each stage's ``deps`` list, for code, exactly the library subpackages (folders)
-  that its script imports, directly or through other library modules, plus its
-  script and ``stages/_common.py``. Studies are the exception that proves the
-  rule: a study stage lists ``studies/__init__.py``, ``studies/common.py`` and its
-  own module, so editing one study reruns that study only.
+- Each stage's ``deps`` list, for code, exactly the library modules (files) that its
+  script can run, directly or through other library modules, plus its script and
+  ``stages/_common.py``: editing a module a stage does not import reruns nothing
+  (a docstring edit in ``ensemble/logits.py`` reruns ``collect`` and what reads its
+  outputs, never ``train``). The one folder is ``data/providers``: ``data.name``
+  picks a provider module by name at run time, which no import statement shows.
 - No module imports from a subpackage later in the pipeline order
   (core <- data <- ensemble <- analysis <- report; studies use core, data and
   ensemble; tools may use anything, and no stage may use tools).
@@ -78,15 +79,13 @@ def closure(path: Path) -> frozenset[str]:
     return frozenset(seen)
 
 
-def as_dep(module: str) -> str | None:
-    """The dvc.yaml dependency that covers ``module``: its subpackage folder, or for a
-    study its own file."""
-    parts = module.split(".")
-    if len(parts) == 1:  # biasvar/__init__.py: a docstring and the version
-        return "src/biasvar/__init__.py"
-    if parts[1] == "studies":
-        return str(module_file(module).relative_to(ROOT))
-    return f"src/biasvar/{parts[1]}"
+def as_dep(module: str) -> str:
+    """The dvc.yaml dependency that covers ``module``: its own file (a package's
+    ``__init__.py``), except the data providers, which ``data.name`` picks at run time
+    by name (``importlib``), so a stage that loads data depends on their folder."""
+    if module == "biasvar.data.providers" or module.startswith("biasvar.data.providers."):
+        return "src/biasvar/data/providers"
+    return str(module_file(module).relative_to(ROOT))
 
 
 def dvc_stages() -> dict[str, dict]:

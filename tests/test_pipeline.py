@@ -136,6 +136,42 @@ def test_repro_to_collect(tiny_project):
     assert "Running stage" not in r.stdout
 
 
+def _changed_stages(proj: Path) -> set[str]:
+    """The stages up to collect that ``dvc status`` reports changed (no stage runs)."""
+    r = sh(proj, sys.executable, "-m", "dvc", "status", "--json", "--with-deps", "collect")
+    return set(json.loads(r.stdout))
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("module,changed", [
+    # collect's own code: collect is stale, no ensemble retrains
+    ("src/biasvar/ensemble/logits.py", {"collect"}),
+    # training code: every train stage is stale (collect only through their outputs,
+    # which dvc status cannot know before they rerun)
+    ("src/biasvar/ensemble/optim.py", "train"),
+    # the report's code: nothing up to collect
+    ("src/biasvar/report/wording.py", set()),
+])
+def test_a_code_edit_stales_only_the_stages_that_import_it(tiny_project, module, changed):
+    """A docstring added to one library module makes ``dvc status`` report exactly the
+    stages (up to collect) whose scripts import that module: the code dependencies are
+    files, not whole subpackages."""
+    sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
+    assert _changed_stages(tiny_project) == set()
+    path = tiny_project / module
+    text = path.read_text()
+    try:
+        path.write_text(text + '\n\n"""An edit that changes no behaviour."""\n')
+        got = _changed_stages(tiny_project)
+    finally:  # leave the module's project as it was
+        path.write_text(text)
+    if changed == "train":
+        assert got and all(s.startswith("train@") for s in got), got
+        assert len(got) == 2 * 2 * 2  # noise x width x block
+    else:
+        assert got == changed
+
+
 @pytest.mark.pipeline
 def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
     """NaN injected into one member's logits in a block's logits.npz

@@ -158,3 +158,49 @@ def test_full_batch_sgd_runs(small_dataset):
 def test_nonfinite_loss_names_member_and_step(small_dataset):
     with pytest.raises(NonFiniteLossError, match=r"member \d+: training loss became .* at step"):
         _train(small_dataset, [2, 3], lr=1e12, steps=50, optimizer="sgd")
+
+
+# ---------------------------------------------------------------- the one training loop
+def _stacked(members=3, width=8, seed=0):
+    from biasvar.core.rng import torch_generator
+    from biasvar.ensemble.models import init_members, stacked_model
+
+    model = stacked_model("mlp", members, width, 2, False, (6,), 4)
+    init_members(model, [torch_generator(seed, "init", m) for m in range(members)])
+    return model
+
+
+def test_fit_members_shared_batches_equal_the_same_batch_per_member():
+    """The studies' protocol (one (B,) minibatch every member sees) is the ensemble
+    protocol with every member given that batch: same loop, same trajectories."""
+    from biasvar.ensemble.train import fit_members
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 6, generator=g), torch.randint(0, 4, (40,), generator=g)
+    order = [torch.randperm(40, generator=g)[:10] for _ in range(12)]
+    a, b = _stacked(), _stacked()
+    fit_members(a, x, y, lambda step: order[step - 1], 12, "sgd", 0.1, 0.9)
+    fit_members(b, x, y, lambda step: order[step - 1].expand(3, -1), 12, "sgd", 0.1, 0.9)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+    assert not torch.equal(a.out.weight[0], _stacked().out.weight[0])  # it did train
+
+
+def test_fit_members_logs_running_means_and_names_the_diverging_member():
+    from biasvar.ensemble.train import fit_members
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(40, 6, generator=g), torch.randint(0, 4, (40,), generator=g)
+    model = _stacked()
+    logged = []
+    fit_members(model, x, y, lambda step: torch.arange(10), 7, "adam", 0.01, log_every=3,
+                on_log=lambda s, loss, acc: logged.append((s, loss.clone(), acc.clone())),
+                log_start=True)
+    assert [s for s, _, _ in logged] == [0, 3, 6, 7]
+    assert torch.isnan(logged[0][1]).all() and logged[1][1].shape == (3,)
+    assert ((logged[1][2] >= 0) & (logged[1][2] <= 1)).all()
+    with torch.no_grad():
+        model.hidden[0].weight[1].fill_(float("nan"))  # member 1 diverges at once
+    with pytest.raises(NonFiniteLossError, match="member 11: .* at step 1$"):
+        fit_members(model, x, y, lambda step: torch.arange(10), 4, "adam", 0.01,
+                    members=(10, 11, 12))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _alive(pid: int) -> bool:
@@ -257,3 +261,17 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: not valid JSON ({e})") from e
     except OSError as e:
         raise InputError(f"{path}: not readable ({e.__class__.__name__}: {e.strerror})") from e
+
+
+def sha256_arrays(*arrays: np.ndarray) -> str:
+    """SHA-256 over the dtype, shape and bytes of ``arrays``, in order: identical arrays
+    give identical hex, and a changed dtype or shape changes it even for equal bytes.
+    The one fingerprint of the project (provider data, datasets, splits, labels)."""
+    import numpy as np  # lazily: core.io serves CLIs that never hash
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from biasvar.core.errors import InputError
-from biasvar.core.io import atomic_dir, check_complete, read_json
+from biasvar.core.io import atomic_dir, check_complete, read_json, sha256_arrays
 from biasvar.core.schema import require_finite_logits
 
 CURVE_COLUMNS = ("member", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
@@ -42,18 +42,6 @@ def block_dir(root: str | Path, label_noise: float, width: int, block: int) -> P
 
 def checkpoint_name(member: int) -> str:
     return f"member-{member:06d}.pt"
-
-
-def fingerprint(*arrays: np.ndarray) -> str:
-    """SHA-256 of arrays' dtypes, shapes and bytes (identical inputs, identical hex)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def split_scalars(path: str | Path) -> dict[str, Any]:
@@ -82,17 +70,17 @@ def dataset_identity(dataset) -> dict[str, Any]:
     """
     return {
         "n_train": int(len(dataset.y_train)), "n_test": int(len(dataset.y_test)),
-        "x_sha256": fingerprint(dataset.x_train, dataset.x_test),
-        "y_test_sha256": fingerprint(np.asarray(dataset.y_test, np.int64)),
-        "y_train_clean_sha256": fingerprint(np.asarray(dataset.y_train_clean, np.int64)),
-        "y_train_sha256": fingerprint(np.asarray(dataset.y_train, np.int64)),
+        "x_sha256": sha256_arrays(dataset.x_train, dataset.x_test),
+        "y_test_sha256": sha256_arrays(np.asarray(dataset.y_test, np.int64)),
+        "y_train_clean_sha256": sha256_arrays(np.asarray(dataset.y_train_clean, np.int64)),
+        "y_train_sha256": sha256_arrays(np.asarray(dataset.y_train, np.int64)),
         **dataset.metadata(),
     }
 
 
 def draw_fingerprints(split) -> dict[str, str]:
     """``{draw: SHA-256 of its training indices}`` of a split (JSON keys are strings)."""
-    return {str(int(d)): fingerprint(np.asarray(row, np.int64))
+    return {str(int(d)): sha256_arrays(np.asarray(row, np.int64))
             for d, row in zip(split.draws, split.indices, strict=True)}
 
 
@@ -115,7 +103,7 @@ def block_info(label_noise: float, width: int, block: int, params: dict[str, Any
     scalars = split_scalars(split_file) if split_file is not None else {}
     split_id = {
         **scalars, "method": str(split.method), "n_train": int(split.n_train),
-        "draws": draws.tolist(), "sha256": fingerprint(draws, indices),
+        "draws": draws.tolist(), "sha256": sha256_arrays(draws, indices),
         "draw_sha256": draw_fingerprints(split),
     }
     return {"label_noise": label_noise, "width": width, "block": block, "params": params,

@@ -277,11 +277,11 @@ class _Consistency:
                                  "retrain it)")
         # Labels the logits were scored against: those of the dataset it recorded.
         npz = d / "logits.npz"
-        from biasvar.ensemble.blocks import fingerprint
+        from biasvar.core.io import sha256_arrays
 
         for part, key in (("test", "y_test_sha256"), ("train", "y_train_sha256")):
             labels = getattr(blk, f"{part}_labels")
-            if fingerprint(np.asarray(labels, np.int64)) != info["dataset"].get(key):
+            if sha256_arrays(np.asarray(labels, np.int64)) != info["dataset"].get(key):
                 raise InputError(f"{npz}: {part}_labels are not those of the dataset recorded "
                                  f"in {mj} (dataset.{key}); retrain the block")
         dataset = {k: v for k, v in info["dataset"].items() if k != "y_train_sha256"}

@@ -285,6 +285,34 @@ def reference_model(arch: str, width: int, depth: int = 2, residual: bool = Fals
     raise ValueError(f"unknown arch {arch!r}")
 
 
+def check_factory(spec: str, input_shape: tuple[int, ...], n_classes: int,
+                  widths: list[int]) -> None:
+    """Build ``model.module``'s member at every width and run it on two zero inputs.
+
+    What ``tools.validate`` does before any stage runs, so that a factory that cannot
+    be imported, fails, returns no ``nn.Module`` or ignores the data's shape (its
+    logits are not ``(2, n_classes)``) is one line naming ``model.module``, not a
+    failure of every train stage. Raises ``ParamError``.
+    """
+    from biasvar.core.errors import ParamError
+
+    x = torch.zeros(2, *input_shape)
+    for width in widths:
+        net = reference_model("module", width, input_shape=input_shape, n_classes=n_classes,
+                              module=spec)
+        try:
+            with torch.no_grad():
+                out = net(x)
+        except Exception as e:
+            raise ParamError("model.module", spec, f"a module that takes inputs (batch, "
+                             f"{', '.join(map(str, input_shape))}); at width {width} its "
+                             f"forward failed ({e.__class__.__name__}: {e})") from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ParamError("model.module", spec, f"a module returning logits (batch, "
+                             f"{n_classes}); at width {width} it returned {got}")
+
+
 def model_from_params(model_cfg, width: int, input_shape: tuple[int, ...],
                       n_classes: int) -> nn.Module:
     """``reference_model`` for a ``ModelParams`` section (or a mapping of its keys)."""

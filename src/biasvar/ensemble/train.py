@@ -174,6 +174,109 @@ def _evaluate(model: torch.nn.Module, n_members: int, x_train: torch.Tensor,
     return test_logits, train_logits, scores
 
 
+class EpochBatches:
+    """Each member's own minibatches of its own draw (the ensemble protocol).
+
+    ``draw_idx`` (M, n_draw) holds each member's training indices; every epoch each
+    member takes a fresh permutation of them from its own ``generators[m]`` and walks
+    it in minibatches of ``batch``, dropping the ragged tail. A full batch
+    (``batch == n_draw``) is every member's whole draw at every step, no random draw.
+    Called with the step (1-based), it returns the (M, batch) training indices.
+    """
+
+    def __init__(self, draw_idx: torch.Tensor, batch: int, generators: list[torch.Generator]):
+        self.draw_idx, self.batch, self.generators = draw_idx, batch, generators
+        self.n_draw = draw_idx.shape[1]
+        self.per_epoch = self.n_draw // batch
+        self.perm: torch.Tensor | None = None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        if self.batch == self.n_draw:
+            return self.draw_idx  # (M, n_draw)
+        pos = (step - 1) % self.per_epoch
+        if pos == 0:  # a fresh permutation per member per epoch, from its own generator
+            self.perm = torch.stack([torch.randperm(self.n_draw, generator=g)
+                                     for g in self.generators]).to(self.draw_idx.device)
+        window = self.perm[:, pos * self.batch:(pos + 1) * self.batch]
+        return torch.gather(self.draw_idx, 1, window)  # (M, batch)
+
+
+def fit_members(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                batches, steps: int, optimizer: str, lr: float, momentum: float = 0.0,
+                weight_decay: float = 0.0, *, log_every: int = 0, on_log=None,
+                log_start: bool = False, hand_backward: bool = False,
+                members: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The training loop of every ensemble in biasvar: the pipeline's blocks and the
+    studies' stacked nets (``studies.nets``, ``studies.collapse``).
+
+    ``model`` maps (M, B, *input) to (M, B, classes) with one parameter slice per
+    member; its parameters move into one flat buffer (``optim.FlatParams``) updated by
+    one elementwise optimizer (``optim.make_optimizer``: exactly M independent
+    per-member optimizers). ``batches(step)`` gives the step's training indices into
+    ``x``/``y``: (M, B), each member its own (``EpochBatches``), or (B,), one minibatch
+    every member sees. The loss is the sum over members of each member's mean
+    cross-entropy, so member m's gradient is its own; ``hand_backward`` uses the
+    model's ``loss_and_grad`` (the stacked MLP's hand-written backward) instead of
+    autograd. ``on_log(step, train_loss, train_accuracy)`` runs every ``log_every``
+    steps and after the last, with each member's (M,) running means since the last
+    log (and at step 0 with NaNs when ``log_start``), with the model in eval mode.
+
+    Returns the (M,) minibatch loss of the last step. Raises
+    ``NonFiniteLossError`` naming the member (its id in ``members``) and the first
+    step whose minibatch loss was NaN/inf, checked at each log and at the end.
+    """
+    n = next(model.parameters()).shape[0]
+    members = tuple(range(n)) if members is None else members
+    device = x.device
+    flat = FlatParams(model)
+    opt = make_optimizer(optimizer, flat, lr, momentum, weight_decay)
+    run_loss = torch.zeros(n, device=device)
+    run_acc = torch.zeros(n, device=device)
+    run_n = 0
+    # First step at which each member's loss was non-finite (-1: never), kept on
+    # the device so the check costs no host sync per step.
+    first_bad = torch.full((n,), -1, dtype=torch.long, device=device)
+
+    def log(step: int, loss: torch.Tensor, acc: torch.Tensor) -> None:
+        model.eval()  # scoring mode (BatchNorm of a user's module: running statistics)
+        on_log(step, loss, acc)
+        model.train()
+
+    if on_log is not None and log_start:
+        nan = torch.full((n,), float("nan"), device=device)
+        log(0, nan, nan)
+    for step in range(1, steps + 1):
+        idx = batches(step)
+        xb, yb = x[idx], y[idx]  # (M, B, *input), (M, B); or (B, *input), (B,) shared
+        if idx.dim() == 1:
+            xb = xb.unsqueeze(0).expand(n, *xb.shape)  # every member, no copy
+        if hand_backward:
+            loss_m, acc_m = model.loss_and_grad(xb, yb.expand(n, -1))  # grads overwritten
+        else:
+            logits = model(xb)  # (M, B, classes)
+            loss_m, acc_m = _loss_acc(logits, yb)  # (M,), (M,)
+            flat.zero_grad()
+            loss_m.sum().backward()
+        opt.step()
+
+        with torch.no_grad():
+            loss_d = loss_m.detach()
+            bad = ~torch.isfinite(loss_d) & (first_bad < 0)
+            first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
+            run_loss += loss_d
+            run_acc += acc_m
+            run_n += 1
+
+        if (log_every and step % log_every == 0) or step == steps:
+            _raise_if_bad(first_bad, members, run_loss)
+            if on_log is not None:
+                log(step, run_loss / run_n, run_acc / run_n)
+            run_loss.zero_()
+            run_acc.zero_()
+            run_n = 0
+    return loss_d
+
+
 def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: ModelParams,
                 train_cfg: TrainParams, runtime: RuntimeParams, desc: str = "",
                 autograd: bool = False, generic: bool = False) -> BlockResult:
@@ -226,7 +329,6 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     n_oob = len(y_train) - n_in_bag
     eval_args = (x_train, y_train, x_test, y_test, in_bag, n_in_bag, n_oob)
     batch = train_cfg.check_against(n_draw)
-    steps_per_epoch = n_draw // batch  # drop the ragged tail of each epoch
 
     input_shape, n_classes = data_shape(dataset)
     arch = ALIASES.get(model_cfg.arch, model_cfg.arch)
@@ -245,71 +347,34 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
         model = build_ensemble(model_cfg, spec.width, input_shape, n_classes, init_gens,
                                device)
         chunk = eval_chunk(n_members, activation_width(arch, spec.width, input_shape))
-    flat = FlatParams(model)
-    opt = make_optimizer(train_cfg.optimizer, flat, train_cfg.lr, train_cfg.momentum,
-                         train_cfg.weight_decay)
     batch_gens = [torch_generator(train_cfg.seed, "batches", m) for m in spec.members]
+    batches = EpochBatches(draw_idx, batch, batch_gens)
     hand_backward = hasattr(model, "loss_and_grad") and not autograd
 
     logs = {k: [] for k in ("step", *CURVE_METRICS)}
-    run_loss = torch.zeros(n_members, device=device)
-    run_acc = torch.zeros(n_members, device=device)
-    run_n = 0
-    # First step at which each member's loss was non-finite (-1: never), kept on
-    # the device so the check costs no host sync per step.
-    first_bad = torch.full((n_members,), -1, dtype=torch.long, device=device)
-    full_batch = batch == n_draw
-    perm = None
-
+    last_eval = None
     bar = tqdm(total=train_cfg.steps, desc=desc or "train", disable=not runtime.progress,
                mininterval=1.0, leave=False)
-    for step in range(1, train_cfg.steps + 1):
-        pos = (step - 1) % steps_per_epoch
-        if full_batch:
-            batch_idx = draw_idx  # (M, n_draw)
-        else:
-            if pos == 0:  # a fresh permutation per member per epoch, from its own generator
-                perm = torch.stack([torch.randperm(n_draw, generator=g) for g in batch_gens])
-                perm = perm.to(device)
-            batch_idx = torch.gather(draw_idx, 1, perm[:, pos * batch:(pos + 1) * batch])
-        xb, yb = x_train[batch_idx], y_train[batch_idx]  # (M, B, *input), (M, B)
 
-        if hand_backward:
-            loss_m, acc_m = model.loss_and_grad(xb, yb)  # (M,), (M,); grads overwritten
-        else:
-            logits = model(xb)  # (M, B, classes)
-            loss_m, acc_m = _loss_acc(logits, yb)  # (M,), (M,)
-            flat.zero_grad()
-            loss_m.sum().backward()
-        opt.step()
+    def on_log(step: int, train_loss: torch.Tensor, train_acc: torch.Tensor) -> None:
+        nonlocal last_eval
+        torch.set_num_threads(fair_threads(runtime.threads))
+        # The last step always logs: its evaluation is the block's final one.
+        last_eval = _evaluate(model, n_members, *eval_args, chunk=chunk)
+        scores = last_eval[2]
+        logs["step"].append(step)
+        logs["train_loss"].append(train_loss.cpu().numpy())
+        logs["train_accuracy"].append(train_acc.cpu().numpy())
+        for k in CURVE_METRICS[2:]:
+            logs[k].append(scores[k].cpu().numpy())
+        bar.set_postfix(loss=f"{logs['train_loss'][-1].mean():.3f}",
+                        test_acc=f"{logs['test_accuracy'][-1].mean():.3f}")
+        bar.update(step - bar.n)
 
-        with torch.no_grad():
-            loss_d = loss_m.detach()
-            bad = ~torch.isfinite(loss_d) & (first_bad < 0)
-            first_bad = torch.where(bad, torch.full_like(first_bad, step), first_bad)
-            run_loss += loss_d
-            run_acc += acc_m
-            run_n += 1
-
-        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-            torch.set_num_threads(fair_threads(runtime.threads))
-            _raise_if_bad(first_bad, spec.members, run_loss)
-            # The last step always logs: its evaluation is the block's final one.
-            model.eval()  # scoring mode (BatchNorm of a user's module: running statistics)
-            last_eval = _evaluate(model, n_members, *eval_args, chunk=chunk)
-            model.train()
-            scores = last_eval[2]
-            logs["step"].append(step)
-            logs["train_loss"].append((run_loss / run_n).cpu().numpy())
-            logs["train_accuracy"].append((run_acc / run_n).cpu().numpy())
-            for k in CURVE_METRICS[2:]:
-                logs[k].append(scores[k].cpu().numpy())
-            run_loss.zero_()
-            run_acc.zero_()
-            run_n = 0
-            bar.set_postfix(loss=f"{logs['train_loss'][-1].mean():.3f}",
-                            test_acc=f"{logs['test_accuracy'][-1].mean():.3f}")
-        bar.update(1)
+    fit_members(model, x_train, y_train, batches, train_cfg.steps, train_cfg.optimizer,
+                train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay,
+                log_every=train_cfg.log_every, on_log=on_log, hand_backward=hand_backward,
+                members=spec.members)
     bar.close()
 
     test_logits, train_logits, scores = last_eval  # logged after the last step

@@ -469,6 +469,89 @@ def headline(metrics: Mapping[str, Any]) -> str:
     return "\n".join([GENERATED, "", *(f"- {b}" for b in bullets if b)]) + "\n"
 
 
+# ---------------------------------------------------------------- reports side by side
+COMPARISON = "comparison.md"  # written into the parent folder of the reports compared
+
+
+def report_label(report_dir: str | Path) -> str:
+    """What a report is of, from its own generated title (``# biasvar report: mlp
+    ensembles on MNIST-1D``): ``mlp ensembles on MNIST-1D``; the folder name if none."""
+    readme = Path(report_dir) / "README.md"
+    if readme.is_file():
+        first = readme.read_text(encoding="utf-8").split("\n", 1)[0]
+        if first.startswith("# biasvar report: "):
+            return first.removeprefix("# biasvar report: ").strip()
+    return Path(report_dir).name
+
+
+def comparison(reports: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """``comparison.md``: whether alignment holds, report by report and level by level.
+
+    One table row per report and label-noise level: the slope and R² of every width
+    (``metrics["alignment"]``, plug-in MSE terms of all members), the widths where
+    alignment holds (``wording.alignment_holds``), and at the widest width the slope of
+    each estimator at the report's ensemble size K and extrapolated to K → ∞
+    (``metrics["alignment_size"]``): whether the verdict is the model's or moves with
+    the estimator. Then one sentence per report. ``reports`` pairs a label with the
+    report's ``metrics.json``.
+    """
+    tol, r2_min = wording.ALIGNMENT_SLOPE_TOL, wording.ALIGNMENT_R2
+    rows, sentences = [], []
+    for label, metrics in reports:
+        verdicts = []
+        for p in levels(metrics):
+            c = width_curve(metrics, p)
+            per_width = ", ".join(f"{w}: {_f(s)} ({_f(r)})" for w, s, r in
+                                  zip(c["width"], c["slope"], c["r2"], strict=True))
+            holds = [w for w, s, r in zip(c["width"], c["slope"], c["r2"], strict=True)
+                     if wording.alignment_holds(s, r)]
+            size = _at_level(metrics.get("alignment_size"), p) or {}
+            at_k = (" / ".join(_f(size.get(f"{e}_slope")) for e in ("plugin", "unbiased"))
+                    if size else "—")
+            at_inf = (" / ".join(_f(size.get(f"{e}_slope_inf")) for e in ("plugin", "unbiased"))
+                      if size else "—")
+            k = f"K = {size['n_members']}" if size else "K"
+            rows.append([label, wording.noise_label(p), per_width,
+                         ", ".join(map(str, holds)) or "none",
+                         f"{at_k} ({k}); {at_inf} (K → ∞)"])
+            widest = c["width"][-1]
+            text = (f"{wording.noise_label(p)}, {'it holds' if widest in holds else 'not'} at "
+                    f"the widest width {widest} (slope {_f(c['slope'][-1])}, R² "
+                    f"{_f(c['r2'][-1])})")
+            unbiased = size.get("unbiased_slope_inf")
+            if unbiased is not None and size.get("width") == widest:
+                same = (abs(unbiased - 1) <= tol) == (widest in holds)
+                text += (f", unbiased terms at K → ∞ {_f(unbiased)}: "
+                         + ("the same verdict" if same else "the verdict moves with the "
+                            "estimator"))
+            verdicts.append(text)
+        sentences.append(f"- **{label}**: " + "; ".join(verdicts) + ".")
+    header = ["report", "labels", "slope (R²) per width", "alignment holds at widths",
+              "widest width: plug-in / unbiased slope"]
+    intro = (f"Alignment holds at a width when the log-log slope of variance on bias² is "
+             f"within {tol:g} of 1 and R² ≥ {r2_min:g} (plug-in MSE terms of all members, "
+             f"correctly classified test examples). The last column shows whether the "
+             f"slope moves with the estimator and the ensemble size K.")
+    return "\n".join([GENERATED.replace("metrics.json", "the reports' metrics.json"), "",
+                       intro, "", _table(header, rows), "", *sentences]) + "\n"
+
+
+def write_comparison(report_dirs: list[str | Path], check: bool = False) -> list[Path]:
+    """Write ``comparison.md`` beside the report folders (their common parent) from their
+    ``metrics.json`` and titles; with ``check`` write nothing. Returns it if it differed."""
+    from biasvar.core.io import atomic_path, read_json
+
+    dirs = [Path(d) for d in report_dirs]
+    text = comparison([(report_label(d), read_json(d / "metrics.json")) for d in dirs])
+    path = dirs[0].parent / COMPARISON
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return []
+    if not check:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+    return [path]
+
+
 def render(metrics: Mapping[str, Any]) -> dict[str, str]:
     """Every fragment of a report (file name -> Markdown text) from its ``metrics.json``;
     ``ValueError`` when it has no alignment fits (not a report's metrics)."""
@@ -495,7 +578,8 @@ def write(report_dir: str | Path, check: bool = False) -> list[Path]:
     return stale
 
 
-USAGE = "python -m biasvar.report.fragments [--check] REPORT_DIR [REPORT_DIR ...]"
+USAGE = ("python -m biasvar.report.fragments [--check] [--compare] REPORT_DIR "
+         "[REPORT_DIR ...]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -508,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: {USAGE}\n\n{__doc__.split(chr(10))[0]}")
         return 0
     check = "--check" in args
-    dirs = [a for a in args if a != "--check"]
+    compare = "--compare" in args
+    dirs = [a for a in args if a not in ("--check", "--compare")]
     bad = next((a for a in dirs if a.startswith("-")), None)
     if bad is not None or not dirs:
         print(f"error: {bad + ': unknown option' if bad else 'no report folder given'}; "
@@ -519,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if not (Path(d) / "metrics.json").is_file():
                 raise InputError(f"{d}: no metrics.json (not a report folder)")
-            stale += write(d, check=check)
+            if not compare:
+                stale += write(d, check=check)
         except BiasvarError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -527,6 +613,17 @@ def main(argv: list[str] | None = None) -> int:
             # a metrics.json of another shape: name the file and the key, no traceback
             print(f"error: {Path(d) / 'metrics.json'}: unexpected content "
                   f"({type(e).__name__}: {e})", file=sys.stderr)
+            return 2
+    if compare:
+        if len(dirs) < 2:
+            print(f"error: --compare needs two report folders or more; usage: {USAGE}",
+                  file=sys.stderr)
+            return 2
+        try:
+            stale += write_comparison(dirs, check=check)
+        except (BiasvarError, KeyError, IndexError, TypeError, ValueError) as e:
+            print(f"error: {' '.join(dirs)}: cannot compare ({type(e).__name__}: {e})",
+                  file=sys.stderr)
             return 2
     for path in stale:
         print(f"{path}: {'differs from its metrics.json' if check else 'written'}")

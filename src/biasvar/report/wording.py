@@ -44,6 +44,10 @@ ESTIMATOR_SPREAD = 0.05
 # A simplicity bias holds for a config when the rank correlation that decides it is at
 # least this in the predicted direction: a clear monotone ordering, not mere significance.
 RHO_CUT = 0.5
+# Per-example alignment "holds" at a width when the log-log slope of variance on bias² is
+# within this of 1 (variance proportional to bias², Chen et al. 2024) and the fit is strong.
+ALIGNMENT_SLOPE_TOL = 0.1
+ALIGNMENT_R2 = 0.9
 R2_WORDS = ((0.9, "strong"), (0.7, "good"), (0.4, "moderate"), (0.1, "weak"))
 
 
@@ -55,6 +59,13 @@ def fit_quality(r2: float) -> str:
         if r2 >= threshold:
             return word
     return "no linear relation"
+
+
+def alignment_holds(slope: float, r2: float) -> bool:
+    """Whether a width's alignment fit says variance is proportional to bias²
+    (``ALIGNMENT_SLOPE_TOL``, ``ALIGNMENT_R2``); False for an undefined fit."""
+    return bool(np.isfinite(slope) and np.isfinite(r2) and abs(slope - 1) <= ALIGNMENT_SLOPE_TOL
+                and r2 >= ALIGNMENT_R2)
 
 
 def _fmt(x: float) -> str:

@@ -296,31 +296,6 @@ def binary_task(classes: Sequence[int], num_samples: int, train_split: float,
 
 
 # ------------------------------------------------------------------ training
-def _stacked_binary_mlp(members: int, width: int, depth: int, n_in: int):
-    import torch.nn.functional as F
-    from torch import nn
-
-    from biasvar.ensemble.models import StackedLinear
-
-    class BinaryMLP(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.hidden = nn.ModuleList(
-                StackedLinear(members, n_in if i == 0 else width, width) for i in range(depth))
-            self.out = StackedLinear(members, width, 2)
-
-        def features(self, x):  # (M, B, n_in) -> (M, B, width)
-            h = x
-            for layer in self.hidden:
-                h = F.relu(layer(h))
-            return h
-
-        def forward(self, x):
-            return self.out(self.features(x))
-
-    return BinaryMLP()
-
-
 def train_binary(task: dict[str, np.ndarray], width: int, depth: int, draw_idx: np.ndarray,
                  seeds: np.ndarray, steps: int, batch_size: int, lr: float, seed: int,
                  threads: int = 0) -> dict[str, np.ndarray]:
@@ -332,11 +307,11 @@ def train_binary(task: dict[str, np.ndarray], width: int, depth: int, draw_idx: 
     ``out_weight`` (M, 2, width).
     """
     import torch
-    import torch.nn.functional as F
 
+    from biasvar.core.errors import BiasvarError, NonFiniteLossError
     from biasvar.core.jobs import fair_threads
-    from biasvar.ensemble.models import init_members
-    from biasvar.ensemble.optim import FlatParams, make_optimizer
+    from biasvar.ensemble.models import init_members, stacked_model
+    from biasvar.ensemble.train import EpochBatches, fit_members
 
     torch.set_num_threads(fair_threads(threads))
     torch.set_flush_denormal(True)
@@ -344,32 +319,20 @@ def train_binary(task: dict[str, np.ndarray], width: int, depth: int, draw_idx: 
     x_train = torch.as_tensor(task["x_train"], dtype=torch.float32)
     y_train = torch.as_tensor(task["y_train"])
     x_test = torch.as_tensor(task["x_test"], dtype=torch.float32)
-    idx = torch.as_tensor(draw_idx)
-    model = _stacked_binary_mlp(n_members, width, depth, x_train[0].numel())
+    # the pipeline's stacked MLP (no residual) with two classes: features() is the
+    # penultimate layer the collapse measures read
+    model = stacked_model("mlp", n_members, width, depth, False, (x_train[0].numel(),), 2)
     members = range(n_members)
     init_members(model, [torch_generator(seed, "collapse-init", width, m) for m in members])
-    flat = FlatParams(model)
-    opt = make_optimizer("adam", flat, lr, 0.0, 0.0)
-    gens = [torch_generator(seed, "collapse-batches", width, m) for m in members]
-    batch = min(batch_size, n_draw)
-    per_epoch = n_draw // batch
-    perm = None
-    for step in range(steps):
-        pos = step % per_epoch
-        if pos == 0:  # a fresh permutation per member per epoch, from its own stream
-            perm = torch.stack([torch.randperm(n_draw, generator=g) for g in gens])
-        b_idx = torch.gather(idx, 1, perm[:, pos * batch:(pos + 1) * batch])  # (M, B)
-        logits = model(x_train[b_idx])  # (M, B, 2)
-        loss = F.cross_entropy(logits.reshape(-1, 2), y_train[b_idx].reshape(-1),
-                               reduction="none").view(n_members, -1).mean(1).sum()
-        flat.zero_grad()
-        loss.backward()
-        opt.step()
-        if not torch.isfinite(loss):
-            from biasvar.core.errors import NonFiniteLossError
-
-            raise NonFiniteLossError(f"collapse: width {width}: non-finite loss at step "
-                                     f"{step + 1} (lower collapse.lr)")
+    # the pipeline's ensemble protocol and training loop: each member its own draw and
+    # its own minibatch order, Adam on one flat buffer
+    batches = EpochBatches(torch.as_tensor(draw_idx), min(batch_size, n_draw),
+                           [torch_generator(seed, "collapse-batches", width, m)
+                            for m in members])
+    try:
+        fit_members(model, x_train, y_train, batches, steps, "adam", lr)
+    except NonFiniteLossError as e:
+        raise BiasvarError(f"collapse: width {width}: {e} (lower collapse.lr)") from None
 
     out: dict[str, np.ndarray] = {}
     with torch.no_grad():
@@ -385,9 +348,8 @@ def train_binary(task: dict[str, np.ndarray], width: int, depth: int, draw_idx: 
         out["out_weight"] = model.out.weight.detach().double().numpy()  # (M, 2, width)
     for k, v in out.items():
         if not np.isfinite(v).all():
-            from biasvar.core.errors import NonFiniteLossError
-
-            raise NonFiniteLossError(f"collapse: width {width}: non-finite {k} after training")
+            raise BiasvarError(f"collapse: width {width}: non-finite {k} after training "
+                               "(lower collapse.lr)")
     return out
 
 

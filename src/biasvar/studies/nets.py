@@ -111,42 +111,34 @@ def train(net, x: np.ndarray, y: np.ndarray, *, optimizer: str, lr: float, steps
           on_log: Callable[[int], Any] | None = None) -> float:
     """Minibatch cross-entropy training of every member of ``net`` on ``(x, y)``.
 
-    Each step draws one minibatch of ``batch_size`` examples (with replacement
-    across steps, without within a step) from ``numpy_generator(seed, purpose)``;
-    the loss is summed over members so each member follows its own gradient.
-    ``on_log(step)`` runs at step 0 (initialization), every ``log_every`` steps
-    and after the last step. Returns the final mean training loss per member.
+    The pipeline's training loop (``ensemble.train.fit_members``: one flat buffer,
+    Adam or SGD with momentum 0.9, the loss summed over members so each member
+    follows its own gradient), with the studies' protocol: every member sees the same
+    minibatches, so members differ by initialization only. Each step draws one
+    minibatch of ``batch_size`` examples (with replacement across steps, without
+    within a step) from ``numpy_generator(seed, purpose)``. ``on_log(step)`` runs at
+    step 0 (initialization), every ``log_every`` steps and after the last step.
+    Returns the last step's minibatch loss, averaged over members.
     """
     import torch
-    import torch.nn.functional as F
 
     from biasvar.core.rng import numpy_generator
+    from biasvar.ensemble.train import fit_members
 
-    members = next(net.parameters()).shape[0]
     xt = torch.as_tensor(x, dtype=torch.float32)  # (n, 40)
     yt = torch.as_tensor(y, dtype=torch.int64)  # (n,)
     n = len(xt)
     b = min(batch_size, n)
-    opt = (torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9) if optimizer == "sgd"
-           else torch.optim.Adam(net.parameters(), lr=lr))
     rng = numpy_generator(seed, purpose)
-    loss_value = float("nan")
-    for step in range(steps + 1):
-        if on_log is not None and (step % log_every == 0 or step == steps):
-            net.eval()
-            on_log(step)
-            net.train()
-        if step == steps:
-            break
-        idx = torch.as_tensor(rng.choice(n, size=b, replace=False))
-        logits = net(xt[idx].expand(members, -1, -1))  # (M, b, classes)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                               yt[idx].repeat(members), reduction="sum") / b
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_value = float(loss.detach()) / members
-    return loss_value
+
+    def shared_batch(step: int) -> torch.Tensor:  # (b,): the same minibatch for every member
+        return torch.as_tensor(rng.choice(n, size=b, replace=False))
+
+    loss = fit_members(net, xt, yt, shared_batch, steps, optimizer, lr,
+                       0.9 if optimizer == "sgd" else 0.0, log_every=log_every,
+                       on_log=None if on_log is None else (lambda step, *_: on_log(step)),
+                       log_start=True)
+    return float(loss.mean())
 
 
 def predict(net, x: np.ndarray, chunk: int = 4096) -> np.ndarray:

@@ -80,6 +80,8 @@ def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
     stage applies the same ``SplitParams.check_against``): fewer than 2 draws, and a
     split that leaves a draw no out-of-bag example (``split.method: full``); the batch
     size is checked against a draw's size (half of the training set for ``half``).
+    A ``model.module`` factory is imported, built at every width and run on two inputs
+    of the data's shape (``ensemble.models.check_factory``).
     """
     check_sections(raw)
     out: dict[str, Any] = {}
@@ -91,6 +93,13 @@ def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
     n_train = data.train_size()  # a file provider with num_samples null reads its labels
     k = split.check_against(ens, n_train)
     out["train"].check_against(split.draw_size(n_train, k))
+    if out["model"].arch == "module":  # import, build and run the user's factory now
+        from biasvar.data.providers import load_source
+        from biasvar.ensemble.models import check_factory, load_factory
+
+        load_factory(out["model"].module)  # an import error first, before loading data
+        src = load_source(data.name, data.num_samples, data.train_split, data.seed, data.root)
+        check_factory(out["model"].module, src.input_shape, src.n_classes, list(ens.widths))
     return out
 
 

@@ -111,16 +111,6 @@ def sha256_files(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def sha256_arrays(*arrays: np.ndarray) -> str:
-    """sha256 over the dtype, shape and bytes of ``arrays``."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def check_examples(path: str | Path, x_train: np.ndarray, y_train: np.ndarray,
                    x_test: np.ndarray, y_test: np.ndarray,
                    n_classes: int | None = None) -> int:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from biasvar.data.providers import Source, sha256_arrays
+from biasvar.core.io import sha256_arrays
+from biasvar.data.providers import Source
 
 NAME = "digits"
 N_CLASSES = 10
