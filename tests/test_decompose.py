@@ -8,6 +8,7 @@ import pytest
 from biasvar.analysis.decompose import (
     DecompositionError,
     ce_decomposition,
+    diversity_decomposition,
     log_softmax,
     mse_decomposition,
     neal_split,
@@ -268,3 +269,77 @@ def test_saturated_probabilities_keep_full_precision():
                                                       ).mean()], rtol=1e-10)
     np.testing.assert_allclose(nt.sampling, [2 * ((dm - dm.mean()) ** 2).mean()], rtol=1e-10)
 
+
+
+# ---------------------------------------------------------------- bias-variance-diversity
+def _decompose_reference(pred: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Wood et al.'s terms for ``pred`` (D trials, M members, N, C), following the formulas
+    of the Decompose package (EchoStatements/Decompose, commit 8903ca8,
+    ``decompose/decompositions.py``: ``expected_ensemble_loss = _error_function(1, 0)``,
+    ``diversity = _bregman_expectation(1, (), (0, 1))``; ``decompose/bregman_losses.py``:
+    ``CrossEntropy`` with dual coordinates log q and generator sum q log q,
+    ``MultivariateSquaredLoss`` with generator sum q²), written out with explicit loops
+    over trials and members."""
+    d, m, n, c = pred.shape
+    onehot = np.eye(c)[labels]
+    out = {k: np.zeros(n) for k in ("mse_ens", "mse_div", "ce_ens", "ce_div")}
+    for t in range(d):
+        arith = pred[t].mean(0)  # squared loss: the centroid of q is the mean
+        geo = np.exp(np.log(pred[t]).mean(0))
+        geo /= geo.sum(-1, keepdims=True)  # CE: normalized geometric mean
+        out["mse_ens"] += ((arith - onehot) ** 2).sum(-1) / d
+        out["ce_ens"] += -np.log(geo[np.arange(n), labels]) / d
+        for i in range(m):
+            q = pred[t, i]
+            # Bregman divergence B(p, q) = phi(p) - phi(q) - <grad phi(q), p - q>
+            out["mse_div"] += ((arith**2).sum(-1) - (q**2).sum(-1)
+                               - (2 * q * (arith - q)).sum(-1)) / (d * m)
+            out["ce_div"] += ((geo * np.log(geo)).sum(-1) - (q * np.log(q)).sum(-1)
+                              - (np.log(q) * (geo - q)).sum(-1)) / (d * m)
+    return out
+
+
+def test_diversity_against_the_decompose_formulas(random_ensemble):
+    logits, labels = random_ensemble  # 12 members: 4 draws x 3 seeds, draw-major
+    draws = np.repeat(np.arange(4), 3)
+    got = diversity_decomposition(log_softmax(logits), labels, draws)
+    ref = _decompose_reference(softmax(logits).reshape(4, 3, N, C), labels)
+    np.testing.assert_allclose(got.mse_ensemble_loss, ref["mse_ens"], rtol=1e-10)
+    np.testing.assert_allclose(got.mse_diversity, ref["mse_div"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.ce_ensemble_loss, ref["ce_ens"], rtol=1e-10)
+    np.testing.assert_allclose(got.ce_diversity, ref["ce_div"], rtol=1e-9, atol=1e-12)
+    # members listed in any order: the grid comes from ``draws``
+    perm = np.random.default_rng(1).permutation(K)
+    again = diversity_decomposition(log_softmax(logits)[perm], labels, draws[perm])
+    np.testing.assert_allclose(again.ce_diversity, got.ce_diversity, rtol=1e-12)
+
+
+def test_ensemble_loss_is_bias_plus_variance_minus_diversity(random_ensemble):
+    logits, labels = random_ensemble
+    draws = np.repeat(np.arange(4), 3)
+    logp = log_softmax(logits)
+    div = diversity_decomposition(logp, labels, draws)
+    mse = mse_decomposition(np.exp(logp), labels)
+    ce = ce_decomposition(logp, labels)
+    neal = neal_split(np.exp(logp), draws)
+    np.testing.assert_allclose(div.mse_ensemble_loss, mse.bias2 + mse.var - div.mse_diversity,
+                               atol=1e-12)
+    np.testing.assert_allclose(div.mse_ensemble_loss,
+                               mse.bias2 - neal.mean_var_unbiased + neal.var_unbiased
+                               - div.mse_diversity, atol=1e-12)
+    np.testing.assert_allclose(div.ce_ensemble_loss, ce.bias + ce.var - div.ce_diversity,
+                               atol=1e-12)
+    # squared error: the diversity of S-seed ensembles is the plug-in optimization variance
+    np.testing.assert_allclose(div.mse_diversity, neal.optimization, atol=1e-12)
+    assert (div.ce_diversity > 0).all() and (div.ce_ensemble_loss < ce.loss).all()
+
+
+def test_one_seed_per_draw_has_no_diversity(random_ensemble):
+    logits, labels = random_ensemble
+    logp = log_softmax(logits)
+    div = diversity_decomposition(logp, labels, np.arange(K))
+    assert (div.mse_diversity == 0).all() and (div.ce_diversity == 0).all()
+    np.testing.assert_allclose(div.ce_ensemble_loss, ce_decomposition(logp, labels).loss,
+                               rtol=1e-12)
+    with pytest.raises(DecompositionError, match="balanced"):
+        diversity_decomposition(logp, labels, np.r_[np.zeros(5), np.ones(7)])

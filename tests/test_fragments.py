@@ -345,3 +345,13 @@ def test_alignment_holds_is_slope_near_one_with_a_strong_fit(slope, r2, holds):
 def test_compare_needs_two_reports(capsys):
     assert fragments.main(["--compare", str(ROOT / "reports" / "default")]) == 2
     assert "two report folders" in capsys.readouterr().err
+
+
+def test_an_undefined_calibration_gap_has_no_verdict():
+    """Too few correctly classified examples leave the gap undefined (null in metrics.json):
+    the sentence says so instead of failing (it raised a TypeError)."""
+    m = _metrics("default")
+    level = _levels(m)[0]
+    m["calibration_intervention"][level]["gap_after"] = None
+    text = fragments.alignment_sentence(m)
+    assert "no verdict" in text

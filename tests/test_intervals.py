@@ -13,7 +13,10 @@ binned statistics (``summary.FINITE_ENSEMBLE``) are means over independent
 simulated members / ensembles. Each design is repeated ``REPS`` times; the
 empirical coverage at nominal 95 % must be >= 90 % for every interval the
 summary reports (binomial sd at 400 repetitions: 1.5 points at 90 %, so 90 %
-and 70 % are 13 sd apart).
+and 70 % are 13 sd apart). The bias-variance-diversity terms target an ensemble of
+one draw's S seeds (``S_ENSEMBLE``): in closed form for the squared error
+(bias² + sampling variance + optimization variance / S, and diversity =
+optimization variance x (S-1)/S), by the mean over simulated designs for CE.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ REPS = 400
 DESIGNS = [(8, 4), (32, 4), (16, 1)]
 NEAL = ("var_optimization", "var_sampling", "var_optimization_unbiased",
         "var_sampling_unbiased")
+# Targets that depend on the number of seeds S (the ensemble of one draw).
+S_ENSEMBLE = ("mse_ensemble_loss", "mse_diversity", "ce_ensemble_loss", "ce_diversity")
+
+
+def ensemble_truth(truth: dict[str, float], s: int) -> dict[str, float]:
+    """Population values of the squared-error diversity terms for S-seed ensembles."""
+    opt = truth["var_optimization"]
+    return {"mse_ensemble_loss": truth["mse_bias2"] + truth["var_sampling"] + opt / s,
+            "mse_diversity": opt * (s - 1) / s}
 
 
 class Nested:
@@ -128,6 +140,9 @@ def test_quadrature_truth_matches_monte_carlo(model, truth):
     total = ((p - p.mean((0, 1))) ** 2).sum(-1).mean((0, 1)).mean()
     opt = ((p - draw_mean[:, None]) ** 2).sum(-1).mean((0, 1)).mean() * s / (s - 1)
     err = (p.argmax(-1) != model.labels).mean()
+    onehot = np.eye(C)[model.labels]
+    ens_loss = ((draw_mean - onehot) ** 2).sum(-1).mean()  # draws' 50-seed ensembles
+    assert ens_loss == pytest.approx(ensemble_truth(truth, s)["mse_ensemble_loss"], abs=4e-3)
     # Monte Carlo sd: about 2e-3 (the shared effects move all examples together)
     assert total == pytest.approx(truth["mse_var"], abs=4e-3)
     assert opt == pytest.approx(truth["var_optimization"], abs=2e-3)
@@ -140,8 +155,9 @@ def _coverage(model: Nested, truth: dict[str, float], d: int, s: int) -> dict:
     rng = np.random.default_rng(1000 + d * s)
     fin = np.array([summarize(model.sample(rng, d, s), model.labels, draws, intervals=False).value
                     for _ in range(200)])
-    target = np.array([fin[:, j].mean() if q in FINITE_ENSEMBLE else truth[q]
-                       for j, q in enumerate(QUANTITIES)])
+    exact = truth | ensemble_truth(truth, s)
+    target = np.array([fin[:, j].mean() if q in FINITE_ENSEMBLE or q.startswith("ce_")
+                       and q in S_ENSEMBLE else exact[q] for j, q in enumerate(QUANTITIES)])
     rng = np.random.default_rng(d * s)
     hit = np.zeros(len(QUANTITIES))
     finite = np.zeros(len(QUANTITIES))

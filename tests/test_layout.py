@@ -6,6 +6,8 @@
   (a docstring edit in ``ensemble/logits.py`` reruns ``collect`` and what reads its
   outputs, never ``train``). The one folder is ``data/providers``: ``data.name``
   picks a provider module by name at run time, which no import statement shows.
+  Non-Python files a module reads (the report's Jinja2 template) are listed in
+  ``DATA_FILES`` and declared by every stage that runs the module.
 - No module imports from a subpackage later in the pipeline order
   (core <- data <- ensemble <- analysis <- report; studies use core, data and
   ensemble; tools may use anything, and no stage may use tools).
@@ -36,6 +38,7 @@ ALLOWED = {
     "studies": {"core", "data", "ensemble", "studies"},
     "report": {"core", "data", "ensemble", "analysis", "report"},
     "tools": {"core", "data", "ensemble", "analysis", "studies", "report", "tools"},
+    "cli": {"core", "data", "ensemble", "analysis", "report", "tools", "cli"},
 }
 
 
@@ -79,6 +82,11 @@ def closure(path: Path) -> frozenset[str]:
     return frozenset(seen)
 
 
+# Files a module reads at run time that are not Python (no import shows them): a stage
+# whose scripts run the module depends on them too.
+DATA_FILES = {"biasvar.report.document": ("src/biasvar/report/templates/report.md.j2",)}
+
+
 def as_dep(module: str) -> str:
     """The dvc.yaml dependency that covers ``module``: its own file (a package's
     ``__init__.py``), except the data providers, which ``data.name`` picks at run time
@@ -101,7 +109,9 @@ def test_code_deps_are_exactly_the_imported_subpackages(stage):
     spec = dvc_stages()[stage]
     script = ROOT / "stages" / f"{stage}.py"
     declared = {d for d in spec["deps"] if d.startswith(("src/", "stages/"))}
-    needed = {as_dep(m) for m in closure(script) | closure(ROOT / "stages" / "_common.py")}
+    modules = closure(script) | closure(ROOT / "stages" / "_common.py")
+    needed = {as_dep(m) for m in modules}
+    needed |= {f for m in modules for f in DATA_FILES.get(m, ())}
     needed |= {f"stages/{stage}.py", "stages/_common.py"}
     assert declared == needed, (f"{stage}: missing {sorted(needed - declared)}, "
                                 f"not imported {sorted(declared - needed)}")

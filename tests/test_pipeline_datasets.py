@@ -31,6 +31,20 @@ TINY = {
 }
 
 
+def plot_main_report(proj, out, report: str, title: str) -> None:
+    """The plot script on the main report's tables, outside DVC and the tree (no studies);
+    checks the report's title and that its main figures were drawn."""
+    sh(proj, sys.executable, "stages/plot.py", "--decomposition", "data/decomposition",
+       "--fits", "data/regress/fits.parquet", "--metrics", "data/metrics/alignment.json",
+       "--curves", "data/collected/curves.csv", "--members", "data/collected/members.csv",
+       "--alignment-size", "data/regress/alignment_size.csv,data/regress/alignment_size_inf.csv",
+       "--calibration", "data/regress/calibration_intervention.csv", "--out", str(out))
+    readme = (out / report / "README.md").read_text()
+    assert readme.startswith(f"# biasvar report: {title}\n"), readme[:200]
+    for fig in ("alignment", "alignment_size", "calibration_intervention"):
+        assert (out / report / f"{fig}.png").stat().st_size > 0
+
+
 def test_digits_cnn2d_to_the_report(tmp_path):
     from biasvar.core.schema import read_params
     from biasvar.ensemble.logits import config_file, read_config
@@ -47,14 +61,38 @@ def test_digits_cnn2d_to_the_report(tmp_path):
         "name": "digits", "input_shape": [1, 8, 8], "n_classes": 10}
     assert read_params(proj / "data" / "decomposition" / "summary.parquet")["data"]["name"] \
         == "digits"
-    out = tmp_path / "reports"  # the plot script on the tables, outside DVC and the tree
-    sh(proj, sys.executable, "stages/plot.py", "--decomposition", "data/decomposition",
-       "--fits", "data/regress/fits.parquet", "--metrics", "data/metrics/alignment.json",
-       "--curves", "data/collected/curves.csv", "--members", "data/collected/members.csv",
-       "--alignment-size", "data/regress/alignment_size.csv,data/regress/alignment_size_inf.csv",
-       "--calibration", "data/regress/calibration_intervention.csv", "--out", str(out))
-    readme = (out / "default" / "README.md").read_text()
-    assert readme.startswith(
-        "# biasvar report: cnn2d ensembles on digits (inputs 1×8×8, 10 classes)\n")
-    for fig in ("alignment", "alignment_size", "calibration_intervention"):
-        assert (out / "default" / f"{fig}.png").stat().st_size > 0
+    plot_main_report(proj, tmp_path / "reports", "default",
+                     "cnn2d ensembles on digits (inputs 1×8×8, 10 classes)")
+
+    # biasvar analyze on the same members, exported as a user would: the pipeline's numbers
+    import numpy as np
+    import pandas as pd
+
+    from biasvar.cli.main import main
+
+    c = read_config(logits, 0.0, 4, "test")
+    np.savez(tmp_path / "export.npz", logits=c.logits, labels=c.labels, draw=c.draws,
+             seed=c.seeds)
+    assert main(["analyze", str(tmp_path / "export.npz"), "--out", str(tmp_path / "an"),
+                 "--bootstrap", "0"]) == 0
+    mine = pd.read_parquet(tmp_path / "an" / "examples.parquet")
+    ref = pd.read_parquet(proj / "data" / "decomposition" / "examples.parquet")
+    ref = ref[(ref.label_noise == 0) & (ref.width == 4) & (ref.partition == "test")]
+    from biasvar.core.schema import EXAMPLE_TERMS
+
+    for col in EXAMPLE_TERMS:
+        np.testing.assert_allclose(mine[col], ref.sort_values("example")[col], rtol=1e-10,
+                                   atol=1e-12, err_msg=col)
+    s_mine = pd.read_csv(tmp_path / "an" / "summary.csv").set_index("quantity")
+    s_ref = pd.read_parquet(proj / "data" / "decomposition" / "summary.parquet")
+    s_ref = s_ref[(s_ref.width == 4) & (s_ref.partition == "test")].set_index("quantity")
+    np.testing.assert_allclose(s_mine.loc[s_ref.index, "estimate"], s_ref.estimate,
+                               rtol=1e-10, atol=1e-12)
+    fits = pd.read_parquet(proj / "data" / "regress" / "fits.parquet")
+    fits = fits[(fits.width == 4) & (fits.partition == "test")]
+    a = pd.read_csv(tmp_path / "an" / "alignment.csv")
+    a = a[a.estimator.isin(set(fits.estimator))]  # regress fits one estimator (params)
+    assert len(a) == 2  # correct and all
+    for row in a.itertuples():
+        r = fits[(fits.estimator == row.estimator) & (fits.subset == row.subset)].iloc[0]
+        assert row.slope == pytest.approx(r.slope, rel=1e-10) and row.n == r.n

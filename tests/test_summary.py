@@ -25,8 +25,10 @@ UNBIASED = {"mse_bias2": "mse_bias2_unbiased", "mse_var": "mse_var_unbiased",
 BIAS_CORRECTED = ("ce_bias", "ce_var")
 RANGE = {q: (0.0, 1.0) for q in ("zero_one_error", "zero_one_bias", "member_error",
                                   "ensemble_error", "member_ece", "ensemble_ece")} | {
-    "zero_one_net_var": (-1.0, 1.0), "mse_loss": (0.0, 2.0), "ce_loss": (0.0, np.inf)}
-LOG = ("mse_bias2", "mse_var", "var_optimization", "var_sampling", "ce_bias", "ce_var")
+    "zero_one_net_var": (-1.0, 1.0), "mse_loss": (0.0, 2.0), "ce_loss": (0.0, np.inf),
+    "mse_ensemble_loss": (0.0, 2.0), "ce_ensemble_loss": (0.0, np.inf)}
+LOG = ("mse_bias2", "mse_var", "var_optimization", "var_sampling", "ce_bias", "ce_var",
+       "mse_diversity", "ce_diversity")
 
 
 @pytest.fixture(params=[(4, 3), (6, 1), (1, 5)], ids=["4draws-3seeds", "6draws-1seed", "1draw"])
@@ -65,6 +67,11 @@ def test_point_values_equal_independent_computation(ensemble):
     assert got["ce_loss"] == pytest.approx(got["ce_bias"] + got["ce_var"], abs=1e-12)
     assert got["zero_one_error"] == pytest.approx(got["zero_one_bias"]
                                                   + got["zero_one_net_var"], abs=1e-12)
+    # bias-variance-diversity: a draw's ensemble loses the diversity of its members
+    assert got["mse_ensemble_loss"] == pytest.approx(
+        got["mse_bias2"] + got["mse_var"] - got["mse_diversity"], abs=1e-12)
+    assert got["ce_ensemble_loss"] == pytest.approx(
+        got["ce_bias"] + got["ce_var"] - got["ce_diversity"], abs=1e-12)
 
 
 def test_jackknife_against_leave_one_draw_out_loop(ensemble):

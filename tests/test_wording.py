@@ -261,3 +261,21 @@ def test_interval_wording_follows_the_decomposition():
     assert interval_text(with_ci, 0.9).startswith("with 90 % intervals")
     assert interval_text(with_ci, 0.95).startswith("with 95 % intervals")
     assert interval_text(without, 0.95) == "without intervals (decompose.intervals = false)"
+
+
+def test_diversity_words_state_the_widest_widths_estimates():
+    import pandas as pd
+
+    from biasvar.report.wording import diversity_words
+
+    rows = []
+    for w, scale in ((8, 1.0), (32, 0.5)):
+        for q, v in (("mse_loss", 0.4), ("mse_ensemble_loss", 0.3), ("mse_diversity", 0.1),
+                     ("ce_loss", 1.2), ("ce_ensemble_loss", 0.9), ("ce_diversity", 0.3)):
+            rows.append({"label_noise": 0.0, "width": w, "partition": "test", "quantity": q,
+                         "estimate": v * scale, "seeds": 4})
+    text = diversity_words(pd.DataFrame(rows))
+    # the widest width's numbers (member → ensemble, diversity, its share), not width 8's
+    for number in ("32", "4 seeds", "0.2 → 0.15", "0.05", "0.6 → 0.45", "0.15", "25 %"):
+        assert number in text, (number, text)
+    assert "width 8" not in text and "1.2" not in text

@@ -250,6 +250,63 @@ def neal_split(probs: np.ndarray, draws: np.ndarray) -> NealTerms:
                      samp_unb / d + opt_unb / (d * s), d, s, "")
 
 
+@dataclass(frozen=True)
+class DiversityTerms:
+    """Bias-variance-diversity (Wood et al. 2023) per example: the seeds of a draw are
+    one ensemble trained on that draw, combined by the centroid combiner of each loss
+    (mean probabilities for squared error, normalized geometric mean for CE).
+
+    ``*_ensemble_loss`` is the mean over draws of that ensemble's loss, ``*_diversity``
+    the mean over draws of the members' mean divergence from their ensemble
+    (``||p - p_bar_d||^2``; ``KL(p_bar_d || p)``). Both are plain means over draws,
+    unbiased for the expected loss and diversity of an S-member ensemble; with the
+    member terms: ensemble loss = bias + variance - diversity, exactly, for the
+    plug-in terms of all members (MSE: ``mse_bias2 + mse_var - diversity``; CE:
+    ``ce_bias + ce_var - diversity``) and for the unbiased MSE terms. With one seed per
+    draw each ensemble is one member: diversity 0, ensemble loss = member loss.
+    """
+
+    mse_ensemble_loss: np.ndarray  # (N,)
+    mse_diversity: np.ndarray  # (N,)
+    ce_ensemble_loss: np.ndarray  # (N,)
+    ce_diversity: np.ndarray  # (N,)
+
+
+def diversity_decomposition(log_probs: np.ndarray, labels: np.ndarray,
+                            draws: np.ndarray) -> DiversityTerms:
+    """Bias-variance-diversity terms of ``log_probs`` ``(K, N, C)`` on a balanced grid of
+    ``draws`` ``(K,)`` (each draw's seeds are one ensemble): see ``DiversityTerms``.
+
+    The CE terms follow the Decompose package (``BregmanDecomposition``:
+    ``expected_ensemble_loss`` and ``diversity`` with the ``CrossEntropy`` generator);
+    there the ensemble is ``softmax(mean_s log p)`` and ``KL(p_bar || p_s)`` averaged
+    over its members is ``-log Z`` of that softmax, which is how it is computed here.
+    """
+    logp = np.asarray(log_probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    k, n, c = logp.shape
+    order = np.argsort(np.asarray(draws), kind="stable")
+    uniq, counts = np.unique(draws, return_counts=True)
+    if len(set(counts.tolist())) != 1:
+        raise DecompositionError(f"the diversity decomposition needs a balanced draws x seeds "
+                                 f"grid; draws have {sorted(set(counts.tolist()))} seeds")
+    d, s = len(uniq), int(counts[0])
+    rows = np.arange(n)
+    grid = logp[order].reshape(d, s, n, c)
+    probs = np.exp(grid)
+    draw_mean = probs.mean(1)  # (D, N, C) each draw's ensemble (mean probabilities)
+    onehot = np.eye(c)[labels]
+    mse_ens = ((draw_mean - onehot) ** 2).sum(-1).mean(0)  # (N,)
+    mse_div = ((probs - draw_mean[:, None]) ** 2).sum(-1).mean((0, 1))
+    g = grid.mean(1)  # (D, N, C) mean log-probabilities of the draw's seeds
+    g_max = g.max(-1, keepdims=True)
+    log_z = np.log(np.exp(g - g_max).sum(-1)) + g_max[..., 0]  # (D, N), <= 0
+    ce_ens = (log_z - g[:, rows, labels]).mean(0)
+    # rounding can leave -1e-17; one seed: the ensemble is the member, KL 0 exactly
+    ce_div = np.maximum(-log_z, 0.0).mean(0) if s > 1 else np.zeros(n)
+    return DiversityTerms(mse_ens, mse_div, ce_ens, ce_div)
+
+
 def out_of_bag_prediction(logits: np.ndarray, out_of_bag: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray]:
     """The out-of-bag ensemble of each example: members that did not train on it.

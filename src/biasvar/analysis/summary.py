@@ -107,6 +107,7 @@ from biasvar.analysis.calibration import ece_batched, reliability
 from biasvar.analysis.decompose import (
     DecompositionError,
     ce_decomposition,
+    diversity_decomposition,
     log_softmax,
     mse_decomposition,
     neal_split,
@@ -121,6 +122,7 @@ QUANTITIES = (
     "ce_loss", "ce_bias", "ce_var",
     "zero_one_error", "zero_one_bias", "zero_one_net_var",
     "member_error", "ensemble_error", "member_ece", "ensemble_ece",
+    "mse_ensemble_loss", "mse_diversity", "ce_ensemble_loss", "ce_diversity",
 )
 
 # The estimator of each quantity's population value (see the module docstring):
@@ -140,12 +142,14 @@ FINITE_ENSEMBLE = frozenset({"zero_one_bias", "zero_one_net_var", "ensemble_erro
 # are computed on the log scale when the estimate and every replicate are positive.
 LOG_SCALE = frozenset({"mse_bias2", "mse_var", "mse_bias2_unbiased", "mse_var_unbiased",
                        "var_optimization", "var_sampling", "var_optimization_unbiased",
-                       "var_sampling_unbiased", "ce_bias", "ce_var"})
+                       "var_sampling_unbiased", "ce_bias", "ce_var", "mse_diversity",
+                       "ce_diversity"})
 # Range of the population value, for quantities whose every estimate lies in it:
 # intervals are clipped to it (which cannot lower their coverage).
 BOUNDS = {q: (0.0, 1.0) for q in ("zero_one_error", "zero_one_bias", "member_error",
                                   "ensemble_error", "member_ece", "ensemble_ece")} | {
-    "zero_one_net_var": (-1.0, 1.0), "mse_loss": (0.0, 2.0), "ce_loss": (0.0, np.inf)}
+    "zero_one_net_var": (-1.0, 1.0), "mse_loss": (0.0, 2.0), "ce_loss": (0.0, np.inf),
+    "mse_ensemble_loss": (0.0, 2.0), "ce_ensemble_loss": (0.0, np.inf)}
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ def per_example(logits: np.ndarray, labels: np.ndarray, draws: np.ndarray,
     ce = ce_decomposition(logp, labels)
     zo = zero_one_decomposition(logits.argmax(-1), labels, c)
     neal = neal_split(probs, draws)
+    div = diversity_decomposition(logp, labels, draws)
     ens_pred = mse.mean_prob.argmax(-1)
     return {
         "example": np.arange(n),
@@ -199,6 +204,8 @@ def per_example(logits: np.ndarray, labels: np.ndarray, draws: np.ndarray,
         "ce_loss": ce.loss, "ce_bias": ce.bias, "ce_var": ce.var,
         "zero_one_error": zo.error, "zero_one_bias": zo.bias, "zero_one_var": zo.var,
         "zero_one_net_var": zo.net_var,
+        "mse_ensemble_loss": div.mse_ensemble_loss, "mse_diversity": div.mse_diversity,
+        "ce_ensemble_loss": div.ce_ensemble_loss, "ce_diversity": div.ce_diversity,
     }
 
 
@@ -218,6 +225,9 @@ class _DrawStats:
     logp: np.ndarray  # (D, N, C) sum over seeds of log p
     votes: np.ndarray  # (D, N, C) sum over seeds of one-hot member predictions
     ece: np.ndarray  # (D,) sum over seeds of the member ECEs
+    ens_mse: np.ndarray  # (D, N) squared error of the draw's ensemble (mean probabilities)
+    ens_ce: np.ndarray  # (D, N) CE of the draw's ensemble (normalized geometric mean)
+    ce_div: np.ndarray  # (D, N) mean over seeds of KL(draw ensemble || member) = -log Z
 
 
 def _draw_stats(logits: np.ndarray, labels: np.ndarray, grid: Grid, n_bins: int) -> _DrawStats:
@@ -235,6 +245,9 @@ def _draw_stats(logits: np.ndarray, labels: np.ndarray, grid: Grid, n_bins: int)
     center = probs.mean(0)
     probs_g = by_draw(probs - center)
     draw_mean = probs_g.mean(1)  # (D, N, C)
+    g = by_draw(logp).mean(1)  # (D, N, C) mean log-probabilities of each draw's seeds
+    g_max = g.max(-1, keepdims=True)
+    log_z = np.log(np.exp(g - g_max).sum(-1)) + g_max[..., 0]  # (D, N)
     return _DrawStats(
         n_seeds=s, labels=labels, onehot=onehot, center=center, draw_mean=draw_mean,
         draw_sq=(draw_mean**2).sum(-1),
@@ -244,6 +257,10 @@ def _draw_stats(logits: np.ndarray, labels: np.ndarray, grid: Grid, n_bins: int)
         logp=by_draw(logp).sum(1),
         votes=by_draw(np.eye(c)[logits.argmax(-1)]).sum(1),
         ece=by_draw(ece_batched(probs, labels, n_bins)).sum(1),
+        ens_mse=((draw_mean + center - onehot) ** 2).sum(-1),
+        ens_ce=log_z - g[:, rows, labels],
+        # one seed: the ensemble is the member, KL 0 exactly (log Z is 0 up to rounding)
+        ce_div=np.maximum(-log_z, 0.0) if s > 1 else np.zeros_like(log_z),
     )
 
 
@@ -303,6 +320,11 @@ def _means(w: np.ndarray, st: _DrawStats, n_bins: int) -> dict[str, np.ndarray]:
     out["zero_one_net_var"] = np.where(zo_bias == 0, zo_var, -right).mean(-1)
     out["ensemble_error"] = (p_bar.argmax(-1) != labels).mean(-1)
     out["member_ece"] = (w @ st.ece) / (nd * s)
+    # bias-variance-diversity: each draw's seeds are one ensemble; means over draws
+    out["mse_ensemble_loss"] = ((w @ st.ens_mse) / nd[:, None]).mean(-1)
+    out["mse_diversity"] = opt.mean(-1)  # the within-draw spread, as a plug-in mean
+    out["ce_ensemble_loss"] = ((w @ st.ens_ce) / nd[:, None]).mean(-1)
+    out["ce_diversity"] = ((w @ st.ce_div) / nd[:, None]).mean(-1)
     out["ensemble_ece"] = ece_batched(p_bar, labels, n_bins)
     return out
 

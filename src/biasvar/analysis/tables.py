@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biasvar.core.checks import require_finite_logits
 from biasvar.core.errors import InputError
 from biasvar.core.schema import (
     DECOMPOSITION,
@@ -18,7 +19,6 @@ from biasvar.core.schema import (
     PARTITIONS,
     RELIABILITY,
     SUMMARY,
-    require_finite_logits,
     table_from_columns,
 )
 

@@ -74,11 +74,12 @@ EXAMPLE_TERMS = (
     "var_optimization", "var_sampling", "var_optimization_unbiased", "var_sampling_unbiased",
     "ce_loss", "ce_bias", "ce_var",
     "zero_one_error", "zero_one_bias", "zero_one_var", "zero_one_net_var",
+    "mse_ensemble_loss", "mse_diversity", "ce_ensemble_loss", "ce_diversity",
 )
 
 DECOMPOSITION = TableSchema(
     name="decomposition",
-    version=2,
+    version=3,
     arrow=pa.schema([
         *_CONFIG,
         ("example", pa.int32()),
@@ -98,7 +99,7 @@ DECOMPOSITION = TableSchema(
 
 SUMMARY = TableSchema(
     name="summary",
-    version=2,
+    version=3,
     arrow=pa.schema([
         *_CONFIG,
         ("quantity", pa.string()),  # see biasvar.analysis.summary.QUANTITIES
@@ -209,23 +210,6 @@ def _require_finite_column(table: pa.Table, col: str, keys: tuple[str, ...],
 def _short(v: Any) -> Any:
     """A float32 value as its shortest decimal (0.15, not 0.15000000596046448)."""
     return f"{v:.7g}" if isinstance(v, float) else v
-
-
-def require_finite_logits(logits: np.ndarray, members, where: str, partition: str) -> None:
-    """Raise ``InputError`` if ``logits`` ``(members, ...)`` hold NaN or inf.
-
-    ``where`` names the file and config; the message names the first affected
-    member, how many of its values are bad, and every affected member.
-    """
-    finite = np.isfinite(logits).reshape(len(members), -1)  # (M, values)
-    if finite.all():
-        return
-    bad = (~finite).sum(axis=1)  # (M,)
-    hit = np.flatnonzero(bad)
-    m = int(hit[0])
-    others = f"; members affected: {[int(members[i]) for i in hit]}" if len(hit) > 1 else ""
-    raise InputError(f"{where}: member {int(members[m])} has {int(bad[m])} non-finite "
-                     f"{partition} logits (NaN or inf) of {finite.shape[1]}{others}")
 
 
 def _is_sorted(table: pa.Table, keys: tuple[str, ...]) -> bool:

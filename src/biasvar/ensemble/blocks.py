@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from biasvar.core.checks import require_finite_logits
 from biasvar.core.errors import InputError
 from biasvar.core.io import atomic_dir, check_complete, read_json, sha256_arrays
-from biasvar.core.schema import require_finite_logits
 
 CURVE_COLUMNS = ("member", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                  "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")

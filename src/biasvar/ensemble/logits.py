@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from biasvar.core.checks import require_finite_logits
 from biasvar.core.errors import InputError
 from biasvar.core.schema import (
     LOGITS,
     PARTITIONS,
     read_table,
-    require_finite_logits,
     write_table,
 )
 

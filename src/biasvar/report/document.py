@@ -286,20 +286,28 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
         "table": markdown_table(key_numbers(summary, fits, members))}
     rep.sections["population"] = {"intervals": interval_text(summary, ci),
                                   "table": markdown_table(population_table(summary))}
+    if "mse_diversity" in set(summary.quantity):  # decompositions from before it existed
+        rep.sections["diversity"] = {
+            "words": wording.diversity_words(summary),
+            "table": markdown_table(population_table(summary, DIVERSITY))}
+        rep.numbers["diversity"] = population_numbers(summary, DIVERSITY)
     rep.numbers.update({"n_train": n_train, "n_fit": _number(n_fit), "split": methods,
                         "threshold_width": None if thr is None else _number(thr),
                         "population": population_numbers(summary)})
     return rep
 
 
-def population_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per config: estimate and interval of bias², variance and Neal's parts."""
+def population_table(summary: pd.DataFrame, quantities: dict[str, str] | None = None
+                     ) -> pd.DataFrame:
+    """One row per config: estimate and interval of each of ``quantities`` (summary name ->
+    column; default ``POPULATION``: bias², variance and Neal's parts), on the test set."""
+    quantities = POPULATION if quantities is None else quantities
     test = summary[summary.partition == "test"]
     out = []
     for (p, w), d in test.groupby(["label_noise", "width"], sort=True):
         d = d.set_index("quantity")
         row = {"label_noise": float(p), "width": int(w)}
-        for q, name in POPULATION.items():
+        for q, name in quantities.items():
             r = d.loc[q]
             row[name] = (f"{r.estimate:.4g} ({r.ci_low:.4g}–{r.ci_high:.4g})"
                          if np.isfinite(r.ci_low) else f"{r.estimate:.4g}")
@@ -310,20 +318,28 @@ def population_table(summary: pd.DataFrame) -> pd.DataFrame:
 # The summary quantities of the population-estimate table (and metrics["report"]["population"]).
 POPULATION = {"mse_bias2": "bias²", "mse_var": "variance", "var_optimization": "opt. var",
               "var_sampling": "sampling var"}
+# Bias-variance-diversity (Wood et al. 2023): the table of the report's diversity section
+# (and metrics["report"]["diversity"]); the ensemble is one draw's S seeds.
+DIVERSITY = {"mse_loss": "member MSE", "mse_ensemble_loss": "ensemble MSE",
+             "mse_diversity": "MSE diversity", "ce_loss": "member CE",
+             "ce_ensemble_loss": "ensemble CE", "ce_diversity": "CE diversity"}
 
 
-def population_numbers(summary: pd.DataFrame) -> dict[str, dict[str, dict]]:
-    """``noise-<p>`` -> ``width-<w>`` -> quantity (``POPULATION``) -> plug-in mean
-    (``plugin``), population ``estimate`` and its interval (``ci_low``, ``ci_high``; None
-    without intervals), on the test set: Neal's split for ``biasvar.report.fragments``."""
-    test = summary[(summary.partition == "test") & summary.quantity.isin(list(POPULATION))]
+def population_numbers(summary: pd.DataFrame, quantities: dict[str, str] | None = None
+                       ) -> dict[str, dict[str, dict]]:
+    """``noise-<p>`` -> ``width-<w>`` -> quantity (of ``quantities``, default
+    ``POPULATION``) -> plug-in mean (``plugin``), population ``estimate`` and its interval
+    (``ci_low``, ``ci_high``; None without intervals), on the test set: Neal's split (and
+    the diversity terms) for ``biasvar.report.fragments``."""
+    quantities = POPULATION if quantities is None else quantities
+    test = summary[(summary.partition == "test") & summary.quantity.isin(list(quantities))]
     out: dict[str, dict[str, dict]] = {}
     for (p, w), d in test.groupby(["label_noise", "width"], sort=True):
         d = d.set_index("quantity")
         out.setdefault(f"noise-{float(p):g}", {})[f"width-{int(w)}"] = {
             q: {"plugin": _number(d.loc[q, "value"]), "estimate": _number(d.loc[q, "estimate"]),
                 "ci_low": _number(d.loc[q, "ci_low"]), "ci_high": _number(d.loc[q, "ci_high"])}
-            for q in POPULATION}
+            for q in quantities}
     return out
 
 

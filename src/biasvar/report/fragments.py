@@ -313,11 +313,15 @@ def alignment_sentence(metrics: Mapping[str, Any]) -> str:
     if cal:
         parts = []
         for p, c in cal:
-            closer = abs(c["gap_after"]) < abs(c["gap_before"])
+            before, after = _nan(c.get("gap_before")), _nan(c.get("gap_after"))
+            # an undefined gap (too few correctly classified examples to fit) has no verdict
+            closer = (None if before != before or after != after else abs(after) < abs(before))
+            verdict = {None: "no verdict: a gap is undefined", True: "closer to 0",
+                       False: "not closer to 0"}[closer]
             parts.append(f"{wording.noise_label(p)}, width {c['width']}: member ECE "
                          f"{_f(c['member_ece_before'], 3)} → {_f(c['member_ece_after'], 3)}, "
                          f"alignment gap {_f(c['gap_before'])} → {_f(c['gap_after'])} "
-                         f"({'closer to' if closer else 'not closer to'} 0), slope "
+                         f"({verdict}), slope "
                          f"{_f(c['slope_before'])} → {_f(c['slope_after'])}")
         text += (" Temperature-scaling each member on its out-of-bag examples: "
                  + _levels_text(parts) + ".")

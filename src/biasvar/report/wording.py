@@ -205,6 +205,25 @@ def interval_text(summary: pd.DataFrame, level: float) -> str:
             "jackknife)")
 
 
+def diversity_words(summary: pd.DataFrame) -> str:
+    """Per label-noise level at the widest width: how much of the member loss one draw's
+    ensemble of S seeds removes (the diversity), for the squared error and CE."""
+    test = summary[summary.partition == "test"]
+    parts = []
+    for p, d in test.groupby("label_noise", sort=True):
+        w = d.width.max()
+        e = d[d.width == w].set_index("quantity").estimate
+        seeds = int(d[d.width == w].seeds.iloc[0])
+        terms = []
+        for loss, name in (("mse", "MSE"), ("ce", "CE")):
+            member, ens, div = e[f"{loss}_loss"], e[f"{loss}_ensemble_loss"], e[f"{loss}_diversity"]
+            terms.append(f"{name} {_fmt(member)} → {_fmt(ens)} (diversity {_fmt(div)}, "
+                         f"{100 * div / member:.0f} % of the member loss)")
+        parts.append(f"{noise_label(float(p))}, width {int(w)}, ensembles of {seeds} "
+                     f"seed{'s' if seeds != 1 else ''}: " + "; ".join(terms))
+    return "; ".join(parts) + "."
+
+
 def alignment_words(fits: pd.DataFrame, level: float) -> str:
     """The alignment fits at one noise level, in words: slope and R² per width, and
     where the fit is strong or weak (thresholds in ``fit_quality``)."""
