@@ -345,8 +345,11 @@ def _writer(tmp_path: Path) -> Path:
 def test_signal_to_a_stage_is_one_line(tmp_path, sig):
     """SIGTERM printed a KeyboardInterrupt traceback (so did Ctrl-C) and exited 1; SIGHUP
     (a closed terminal) killed the stage without its cleanup."""
+    # started as from a terminal: a pytest run in the background (`make test &`) ignores
+    # SIGINT, the child would inherit that, and a stage keeps an inherited SIG_IGN
     p = subprocess.Popen([sys.executable, str(_writer(tmp_path))], cwd=tmp_path, env=_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert p.stdout.readline().strip() == "started", p.stderr.read()
         p.send_signal(sig)
