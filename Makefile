@@ -43,13 +43,14 @@ fragments: install
 	python -m biasvar.report.fragments $(patsubst %/metrics.json,%,$(wildcard reports/*/metrics.json))
 	python -m biasvar.report.fragments --compare reports/default reports/digits
 	python bench/bench_train.py --render bench/results/bench.json
+	python bench/bench_generic.py --render bench/results/generic.json
 	python -m biasvar.tools.fragments
 
 lint:
 	ruff check .
 
 test: install lint
-	python -m pytest -q
+	python -m pytest -q --durations=15
 	$(DOCS_BUILD)
 
 test-fast: install lint
@@ -60,6 +61,7 @@ docs: install
 
 bench: install
 	python bench/bench_train.py
+	python bench/bench_generic.py
 
 JOBS ?=
 parallel: install

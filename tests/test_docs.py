@@ -32,6 +32,8 @@ FRAGMENTS = {
     "reports/default/key_numbers.md": "results.md",
     "reports/default/headline.md": None,  # included where the content puts it
     "bench/results/bench.md": "performance.md",
+    "bench/results/generic.md": "performance.md",
+    "reports/comparison.md": "results.md",
 }
 # Modules the API reference must document, besides every study module.
 API_MODULES = (
@@ -41,6 +43,7 @@ API_MODULES = (
     "biasvar.core.config", "biasvar.core.errors", "biasvar.data.dataset",
     "biasvar.data.splits", "biasvar.ensemble.logits", "biasvar.ensemble.blocks",
     "biasvar.ensemble.train", "biasvar.ensemble.models", "biasvar.report.document",
+    "biasvar.analysis.api", "biasvar.analysis.imported", "biasvar.report.analyze",
     "biasvar.report.wording",
 )
 # The banners MkDocs plugins and the theme print about MkDocs 2 (not warnings of the build).
