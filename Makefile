@@ -44,6 +44,7 @@ fragments: install
 	python -m biasvar.report.fragments --compare reports/default reports/digits
 	python bench/bench_train.py --render bench/results/bench.json
 	python bench/bench_generic.py --render bench/results/generic.json
+	python bench/bench_analyze.py --render bench/results/analyze.json
 	python -m biasvar.tools.fragments
 
 lint:
@@ -62,6 +63,7 @@ docs: install
 bench: install
 	python bench/bench_train.py
 	python bench/bench_generic.py
+	python bench/bench_analyze.py
 
 JOBS ?=
 parallel: install

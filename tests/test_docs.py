@@ -33,6 +33,7 @@ FRAGMENTS = {
     "reports/default/headline.md": None,  # included where the content puts it
     "bench/results/bench.md": "performance.md",
     "bench/results/generic.md": "performance.md",
+    "bench/results/analyze.md": "performance.md",
     "reports/comparison.md": "results.md",
 }
 # Modules the API reference must document, besides every study module.

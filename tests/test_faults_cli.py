@@ -341,15 +341,21 @@ def _writer(tmp_path: Path) -> Path:
     return script
 
 
+def _as_from_a_terminal() -> None:
+    """Start a child with the default signal actions, as a terminal does: a pytest run in
+    the background (`make test &`, `nohup`) ignores SIGINT or SIGHUP, a child inherits
+    that, and the stages and the runner rightly keep an inherited SIG_IGN."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_to_a_stage_is_one_line(tmp_path, sig):
     """SIGTERM printed a KeyboardInterrupt traceback (so did Ctrl-C) and exited 1; SIGHUP
     (a closed terminal) killed the stage without its cleanup."""
-    # started as from a terminal: a pytest run in the background (`make test &`) ignores
-    # SIGINT, the child would inherit that, and a stage keeps an inherited SIG_IGN
     p = subprocess.Popen([sys.executable, str(_writer(tmp_path))], cwd=tmp_path, env=_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         preexec_fn=_as_from_a_terminal)
     try:
         assert p.stdout.readline().strip() == "started", p.stderr.read()
         p.send_signal(sig)
@@ -393,7 +399,8 @@ def test_signal_to_the_parallel_runner_stops_its_stages(tmp_path, sig):
     assert r.returncode == 0, r.stderr
     p = subprocess.Popen([sys.executable, "-m", "biasvar.tools.parallel", "-j", "1",
                           "--gpus", "none"], cwd=proj, env=_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_as_from_a_terminal)
     pid = None
     try:
         for _ in range(600):
