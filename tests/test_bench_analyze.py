@@ -3,14 +3,13 @@ Markdown made from it (in the README and the performance page)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -18,12 +17,8 @@ RESULTS = ROOT / "bench" / "results"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_analyze",
-                                                  ROOT / "bench" / "bench_analyze.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    """``bench/bench_analyze.py`` as a module."""
+    return load_bench("bench_analyze")
 
 
 def _run() -> dict:

@@ -11,16 +11,15 @@ divided.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_bench
 
 from biasvar.core.config import RuntimeParams
 from biasvar.data.splits import make_split
@@ -33,13 +32,8 @@ RESULTS = ROOT / "bench" / "results"
 
 @pytest.fixture(scope="module")
 def bench():
-    """``bench/bench_generic.py`` as a module (a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("bench_generic",
-                                                  ROOT / "bench" / "bench_generic.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(mod)
-    return mod
+    """``bench/bench_generic.py`` as a module."""
+    return load_bench("bench_generic")
 
 
 def _data(bench, shape, members, n=48, seed=0):
