@@ -15,8 +15,8 @@ def main() -> None:
     ap.add_argument("--decomposition", required=True)
     ap.add_argument("--fits", required=True)
     ap.add_argument("--metrics", required=True)
-    ap.add_argument("--curves", required=True)
-    ap.add_argument("--members", required=True, help="collect's per-member table (CSV)")
+    ap.add_argument("--source", required=True, help="the source folder (data/sources/<source>): "
+                    "a trained ensemble's training curves and per-member table")
     ap.add_argument("--calibration", help="calibration_intervention's per-config table (CSV), "
                     "optional")
     ap.add_argument("--alignment-size", help="alignment_size's per-size and K -> inf fits "
@@ -57,6 +57,7 @@ def main() -> None:
         read_table,
     )
     from biasvar.ensemble.config import ModelParams
+    from biasvar.ensemble.source import read_source
     from biasvar.report.config import Style
     from biasvar.report.document import (
         add_alignment_size,
@@ -95,8 +96,12 @@ def main() -> None:
 
     # Every CSV goes through read_csv: an empty, half-written or foreign table is one line
     # naming the file and the column, before any figure is drawn.
-    curves = read_csv(args.curves, CURVES_CSV)
-    members = read_csv(args.members, MEMBERS_CSV)
+    # An imported ensemble (test logits only) has no training run to plot: no curves, no
+    # in-bag errors, no out-of-bag examples for the calibration intervention.
+    src = read_source(args.source)
+    trained = src.kind == "train"
+    curves = read_csv(Path(args.source) / "curves.csv", CURVES_CSV) if trained else None
+    members = read_csv(Path(args.source) / "members.csv", MEMBERS_CSV) if trained else None
     # the level of the decomposition's intervals, as decompose recorded it in its files
     recorded = read_params(d / "summary.parquet")
     ci = recorded.get("decompose", {}).get("ci", 0.95)
@@ -110,7 +115,7 @@ def main() -> None:
         add_alignment_size(rep, read_csv(per_size, ALIGNMENT_SIZE_CSV),
                            read_csv(inf, ALIGNMENT_SIZE_INF_CSV), style)
         metrics["alignment_size"] = read_json(Path(args.metrics).parent / "alignment_size.json")
-    if args.calibration:
+    if args.calibration and trained:
         add_calibration_intervention(rep, read_csv(args.calibration,
                                                    CALIBRATION_INTERVENTION_CSV), style)
         metrics["calibration_intervention"] = read_json(

@@ -22,7 +22,7 @@ from biasvar.analysis.regress import regress_all
 from biasvar.analysis.tables import decompose_all
 from biasvar.core.schema import read_params
 from biasvar.data.dataset import Dataset, add_label_noise
-from biasvar.data.splits import in_bag_indices, make_split, save_split
+from biasvar.data.splits import in_bag_indices, load_split, make_split, save_split
 from biasvar.ensemble.blocks import block_dir, block_info, save_block
 from biasvar.ensemble.logits import check_identity, collect, config_file, read_config
 from biasvar.ensemble.train import BlockResult, BlockSpec
@@ -94,7 +94,9 @@ def collected(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"classes-{n_classes}")
     datasets = make_tree(root, n_classes, shape, name)
     collect(root / "members", root / "collected", NOISE, WIDTHS, BLOCKS,
-            lambda b: list(range(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)), seeds_per_draw=SPD)
+            lambda b: list(range(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)), seeds_per_draw=SPD,
+            datasets=datasets,
+            splits={b: load_split(root / "splits" / f"block-{b}.npz") for b in BLOCKS})
     return root, datasets, n_classes, shape, name
 
 

@@ -82,12 +82,17 @@ def page(sections, dvc) -> str:
 
 
 def _declaring(dvc: dict[str, Any], key: str) -> list[str]:
-    """The stages whose params list names ``key`` or a parent of it, read directly."""
+    """The stages whose params list names ``key`` or a parent of it, or whose command or
+    dependencies interpolate it (``${source}``), read directly."""
     out = []
     for name, body in dvc["stages"].items():
         group = "foreach" in body or "matrix" in body
-        params = (body.get("do", body) if "foreach" in body else body).get("params") or []
-        if any(isinstance(p, str) and (key == p or key.startswith(p + ".")) for p in params):
+        spec = body.get("do", body) if "foreach" in body else body
+        params = spec.get("params") or []
+        texts = " ".join([spec.get("cmd", "")] + [d for d in spec.get("deps") or []
+                                                  if isinstance(d, str)])
+        if (any(isinstance(p, str) and (key == p or key.startswith(p + ".")) for p in params)
+                or "${" + key + "}" in texts):
             out.append(f"{name}@*" if group else name)
     return out
 
@@ -123,8 +128,11 @@ def test_declared_by_is_what_dvc_yaml_declares(sections, dvc):
         if cref.settings_model(model) is not None or model.SECTION == "runtime":
             continue
         for key in model.model_fields:
-            full = f"{model.SECTION}.{key}"
+            # a one-value section (source) is its own key
+            full = model.SECTION if key == model.SECTION else f"{model.SECTION}.{key}"
             assert cref.declared_by(full, stages) == _declaring(dvc, full), full
+    assert _declaring(dvc, "source") == ["decompose", "alignment_size",
+                                         "calibration_intervention", "plot"]
 
 
 def test_study_configs_and_runtime(dvc):

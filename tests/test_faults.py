@@ -18,6 +18,7 @@ real training train a few steps.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pytest
 from biasvar.core.errors import BiasvarError, InputError
 from biasvar.core.schema import LOGITS, read_table, write_table
 from biasvar.data.dataset import Dataset, add_label_noise
-from biasvar.data.splits import make_split, save_split
+from biasvar.data.splits import load_split, make_split, save_split
 from biasvar.ensemble.blocks import CURVE_COLUMNS, block_dir, block_info, load_block, save_block
 from biasvar.ensemble.logits import collect, config_file, dense, logits_table, read_config
 from biasvar.ensemble.train import BlockResult, BlockSpec
@@ -100,9 +101,15 @@ def make_tree(root: Path, spd: int = 1) -> Path:
     return root / "members"
 
 
-def run_collect(root: Path, spd: int = 1) -> dict:
-    return collect(root / "members", root / "collected", NOISE, WIDTHS, BLOCKS, _members,
-                   seeds_per_draw=spd)
+def _splits(root: Path, blocks: list[int], split_seed: int = 0) -> dict:
+    return {b: load_split(root / "splits" / f"block-{b}-seed-{split_seed}.npz") for b in blocks}
+
+
+def run_collect(root: Path, spd: int = 1, blocks: list[int] = BLOCKS,
+                out: str = "collected") -> dict:
+    return collect(root / "members", root / out, NOISE, WIDTHS, blocks, _members,
+                   seeds_per_draw=spd, datasets={p: _dataset(p) for p in NOISE},
+                   splits=_splits(root, blocks))
 
 
 def refused(root: Path, match: str, spd: int = 1) -> str:
@@ -664,15 +671,19 @@ def test_collected_logits_without_a_recorded_identity_are_refused(tmp_path):
 
 
 def _decompose_project(root: Path, blocks: list[int]) -> Path:
-    """A folder where ``stages/decompose.py`` runs on the synthetic tree: params.yaml,
-    collected logits of ``blocks``, datasets and split files as the pipeline names them."""
+    """A folder where the stages run on the synthetic tree: params.yaml, datasets and
+    split files as the pipeline names them (collect's inputs), and the train source folder
+    ``source`` collected from ``blocks`` (the input of decompose and the stages after)."""
     import yaml
 
-    collect(root / "members", root / "collected", NOISE, WIDTHS, blocks, _members)
+    run_collect(root, blocks=blocks, out="source")
     _save_inputs(root, blocks)
     (root / "params.yaml").write_text(yaml.safe_dump({
-        "data": {"label_noise": NOISE}, "ensemble": {"widths": WIDTHS, "blocks": blocks},
-        "decompose": {"intervals": True, "ci": 0.95, "ece_bins": 5}}))
+        "data": {"label_noise": NOISE},
+        "ensemble": {"widths": WIDTHS, "blocks": blocks, "block_size": BLOCK_SIZE,
+                     "seeds_per_draw": 1},
+        "decompose": {"intervals": True, "ci": 0.95, "ece_bins": 5},
+        "calibration_intervention": {"ece_bins": 5, "bootstrap": 20, "ci": 0.95, "seed": 0}}))
     return root
 
 
@@ -684,41 +695,98 @@ def _run_stage(cwd: Path, script: str, *args: str):
                           capture_output=True, text=True)
 
 
-def _decompose(root: Path, out: str):
-    return _run_stage(root, "decompose.py", "--logits", "collected/logits", "--datasets",
-                      "generated", "--splits", "split-files", "--out", out)
+def _decompose(root: Path, out: str, source: str = "source"):
+    return _run_stage(root, "decompose.py", "--source", source, "--out", out)
 
 
-def test_decompose_reads_only_the_split_files_params_list(tree):
+def _collect(root: Path, out: str):
+    return _run_stage(root, "collect.py", "--members", "members", "--datasets", "generated",
+                      "--splits", "split-files", "--out", out)
+
+
+def test_collect_reads_only_the_split_files_params_list(tree):
     """A ``block-1.npz`` left in the splits folder by an earlier variant (here: another
-    split seed, holding a draw of block 0) changes nothing: decompose reads the blocks
-    params list, not a glob of the folder (which would change the out-of-bag columns)."""
-    from biasvar.data.splits import save_split
-
+    split seed, holding a draw of block 0) changes nothing: collect reads the blocks
+    params list, not a glob of the folder (which would change the in-bag indices the
+    source folder carries, and with them decompose's out-of-bag columns)."""
     root = _decompose_project(tree, [0])
-    r = _decompose(root, "clean")
+    r = _collect(root, "clean")
     assert r.returncode == 0, r.stderr
     save_split(make_split("bootstrap", N_TRAIN, [0, 1], 5), root / "split-files" / "block-1.npz")
-    r = _decompose(root, "stale")
+    r = _collect(root, "stale")
     assert r.returncode == 0, r.stderr
-    for name in ("examples", "summary", "reliability"):
-        a = pq.read_table(root / "clean" / f"{name}.parquet").to_pandas()
-        b = pq.read_table(root / "stale" / f"{name}.parquet").to_pandas()
-        import pandas as pd
+    for name in ("clean", "stale"):
+        r = _decompose(root, f"{name}-decomposition", source=name)
+        assert r.returncode == 0, r.stderr
+    import pandas as pd
 
+    for name in ("examples", "summary", "reliability"):
+        a = pq.read_table(root / "clean-decomposition" / f"{name}.parquet").to_pandas()
+        b = pq.read_table(root / "stale-decomposition" / f"{name}.parquet").to_pandas()
         pd.testing.assert_frame_equal(a, b)  # NaN (one-draw terms) equal NaN here
 
 
-def test_decompose_with_a_missing_declared_split_file_is_one_line(tree):
+def test_collect_with_a_missing_declared_split_file_is_one_line(tree):
     root = _decompose_project(tree, [0])
     (root / "split-files" / "block-0.npz").unlink()
-    r = _decompose(root, "out")
+    r = _collect(root, "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr == f"error: {Path('split-files') / 'block-0.npz'}: split not found\n"
     assert not (root / "out").exists()
 
 
-def test_decompose_refuses_a_dataset_file_of_another_level(tree):
+def test_collect_refuses_a_split_file_other_than_the_members_trained_on(tree):
+    """The split file collect takes the in-bag indices from must hold the draws' indices
+    the members trained on (here: block 0's file replaced by another split seed's)."""
+    root = _decompose_project(tree, [0])
+    save_split(make_split("bootstrap", N_TRAIN, [0, 1], 5), root / "split-files" / "block-0.npz")
+    r = _collect(root, "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    assert "records split.draw_sha256.0 = " in r.stderr
+    assert not (root / "out").exists()
+
+
+@pytest.mark.parametrize("fault, match", [
+    ("missing", r"source/source.json: missing; source is not a source folder"),
+    ("not-json", r"source/source.json: "),
+    ("field", r"source/source.json: no field 'widths'"),
+    ("type", r"source/source.json: field 'widths' is '8'; expected list"),
+    ("kind", r"source/source.json: field 'source' is 'mine'; expected one of"),
+    ("version", r"source/source.json: source version 0; this biasvar reads version 1"),
+    ("examples", r"source/examples.npz: not readable"),
+    ("flags", r"source/examples.npz: no array 'noisy__0.2'"),
+])
+def test_decompose_refuses_a_malformed_source_folder(tree, fault, match):
+    """decompose reads only the source folder: each malformed part of it is one line
+    naming the file and the field, and nothing is written."""
+    root = _decompose_project(tree, [0])
+    meta = root / "source" / "source.json"
+    obj = json.loads(meta.read_text())
+    if fault == "missing":
+        meta.unlink()
+    elif fault == "not-json":
+        meta.write_text("{not json")
+    elif fault in ("field", "type", "kind", "version"):
+        if fault == "field":
+            del obj["widths"]
+        else:
+            key, value = {"type": ("widths", "8"), "kind": ("source", "mine"),
+                          "version": ("version", 0)}[fault]
+            obj[key] = value
+        meta.write_text(json.dumps(obj))
+    elif fault == "examples":
+        (root / "source" / "examples.npz").write_bytes(b"cut short")
+    else:
+        with np.load(root / "source" / "examples.npz") as z:
+            arrays = {k: z[k] for k in z.files if k != "noisy__0.2"}
+        np.savez(root / "source" / "examples.npz", **arrays)
+    r = _decompose(root, "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    assert re.search(match, r.stderr), r.stderr
+    assert not (root / "out").exists()
+
+
+def test_collect_refuses_a_dataset_file_of_another_level(tree):
     """The file named for 0.2 holds the clean dataset: refused before anything is computed."""
     from biasvar.data.dataset import save_dataset
 
@@ -726,24 +794,26 @@ def test_decompose_refuses_a_dataset_file_of_another_level(tree):
     f = root / "generated" / "noise-0.2.npz"
     f.unlink()
     save_dataset(_dataset(0.0), f)
-    r = _decompose(root, "out")
+    r = _collect(root, "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"error: {Path('generated') / 'noise-0.2.npz'}: records "
                                "label_noise 0, but is read as the dataset of label_noise 0.2")
     assert r.stderr.count("\n") == 1 and not (root / "out").exists()
 
 
-def test_decompose_refuses_collected_logits_of_other_blocks(tree):
-    root = _decompose_project(tree, [0])
-    import yaml
+def test_collect_refuses_a_dataset_file_of_another_noise_seed(tree):
+    """decompose takes the ``noisy`` flags from the source folder, which collect fills
+    from the dataset file: a dataset of another ``data.noise_seed`` than the members
+    trained on is refused there, naming the collected file and the recorded field."""
+    from biasvar.data.dataset import save_dataset
 
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["ensemble"]["blocks"] = [0, 1]
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    _save_inputs(root, [0, 1])
-    r = _decompose(root, "out")
+    root = _decompose_project(tree, [0])
+    f = root / "generated" / "noise-0.2.npz"
+    f.unlink()
+    save_dataset(_dataset(0.2, noise_seed=1), f)
+    r = _collect(root, "out")
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
-    assert "records blocks [0], but params list ensemble.blocks = [0, 1]" in r.stderr
+    assert "records dataset.y_train_sha256 = " in r.stderr and not (root / "out").exists()
 
 
 def test_probe_refuses_a_block_copied_from_another_config(tree):
@@ -936,24 +1006,18 @@ def test_a_kill_between_the_two_renames_is_undone_by_the_next_writer(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["default"]
 
 
-def test_calibration_intervention_reads_only_the_split_files_params_list(tree):
-    """A stray ``block-1.npz`` (here: not even a split file) beside the listed block's is
-    never opened (a glob of ``block-*.npz`` would read it)."""
-    import yaml
-
+def test_calibration_intervention_reads_the_in_bag_indices_of_the_source_folder(tree):
+    """The out-of-bag examples come from the source folder's ``examples.npz`` (collect
+    wrote it from the listed blocks' split files): a stray split file elsewhere is never
+    opened, and a folder without a draw's indices is one line naming the draw."""
     root = _decompose_project(tree, [0])
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["calibration_intervention"] = {"ece_bins": 5, "bootstrap": 20, "ci": 0.95,
-                                          "seed": 0}
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "split-files" / "block-1.npz").write_bytes(b"left by an earlier variant")
-    r = _run_stage(root, "calibration_intervention.py", "--logits", "collected/logits",
-                   "--splits", "split-files", "--out", "ci.csv", "--bins", "bins.csv",
-                   "--metrics", "ci.json")
+    args = ("--source", "source", "--out", "ci.csv", "--bins", "bins.csv", "--metrics", "ci.json")
+    r = _run_stage(root, "calibration_intervention.py", *args)
     assert r.returncode == 0, r.stderr
-    (root / "split-files" / "block-0.npz").unlink()
-    r = _run_stage(root, "calibration_intervention.py", "--logits", "collected/logits",
-                   "--splits", "split-files", "--out", "ci2.csv", "--bins", "bins2.csv",
-                   "--metrics", "ci2.json")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr == f"error: {Path('split-files') / 'block-0.npz'}: split not found\n"
+    with np.load(root / "source" / "examples.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "in_bag__1"}
+    np.savez(root / "source" / "examples.npz", **arrays)
+    r = _run_stage(root, "calibration_intervention.py", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    assert "draw 1" in r.stderr, r.stderr

@@ -119,3 +119,49 @@ def test_bad_level_is_refused(tmp_path):
                        env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
     _one_error(r, "--ci 1.5", "[0.5, 1)")
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- the import stage
+def _configs(*names: str, draw: bool = True) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    out = {f"logits__{n}": rng.normal(size=(K, N, C)) for n in names}
+    out["labels"] = np.arange(N) % C
+    if draw:
+        out["draw"] = np.arange(K)
+    return out
+
+
+IMPORT_CASES = {
+    "unplaced config": (_configs("width-8", "resnet"),
+                        ["config 'resnet' does not name its place in the sweep"]),
+    "grid with a hole": (_configs("noise-0_width-8", "noise-0.2_width-8", "noise-0_width-16"),
+                         ["no config at label noise 0.2, width 16 (noise-0.2_width-16)"]),
+    "two configs at one place": (_configs("width-8", "noise-0_width-8"),
+                                 ["configs 'noise-0_width-8' and 'width-8' both sit at label "
+                                  "noise 0, width 8"]),
+    "level out of range": (_configs("noise-1.5_width-8"),
+                           ["config 'noise-1.5_width-8': label-noise level 1.5 is outside"]),
+    "one draw": ({**_configs("width-8"), "draw": np.zeros(K, int)},
+                 ["config 'width-8' has 1 draw; the pipeline's report needs 2 or more"]),
+    "not an ensemble file": ({"labels": np.arange(N) % C}, ["no 'logits' or 'probs' array"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMPORT_CASES))
+def test_import_stage_refuses_in_one_line_and_writes_nothing(tmp_path, case):
+    """The pipeline's import stage (``source: import``) reads what ``biasvar analyze``
+    reads and refuses, in one line naming the file, what the report cannot place or
+    estimate; its output folder is not created."""
+    import yaml
+
+    arrays, parts = IMPORT_CASES[case]
+    np.savez(tmp_path / "mine.npz", **arrays)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["import"]["path"] = "mine.npz"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "import.py"), "--path", "mine.npz",
+                        "--out", "src"], capture_output=True, text=True, cwd=tmp_path,
+                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
+    line = _one_error(r, *parts)
+    assert line.startswith("error: mine.npz"), line
+    assert not (tmp_path / "src").exists()

@@ -13,6 +13,7 @@ anything.
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -397,14 +398,41 @@ def test_validate_cli_bad_factory_is_one_line(tmp_path, raw):
     import yaml
 
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(_with_factory(raw, "generic_factories:wrong_classes"),
-                                   sort_keys=False))
+    params = _with_factory(raw, "generic_factories:wrong_classes")
+    params["import"] = {**params["import"], "path": str(ROOT / params["import"]["path"])}
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
     r = subprocess.run([sys.executable, "-m", "biasvar.tools.validate", str(path)],
                        capture_output=True, text=True, cwd=tmp_path,
                        env={**ENV, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'tests'}"})
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "model.module" in lines[0]
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"source": "imported"}, "source = 'imported' is invalid: one of train, import"),
+    ({"source": {"kind": "import"}}, "source = {'kind': 'import'} is invalid: one of train"),
+    ({"import": {"path": "nowhere.npz", "label_noise": 0.0, "width": 1}},
+     "import.path = 'nowhere.npz' is invalid: an existing .npz, .parquet or directory"),
+    ({"import": {"path": "examples/ensemble.npz", "label_noise": 1.5, "width": 1}},
+     "import.label_noise = 1.5 is invalid"),
+    ({"import": {"path": "examples/ensemble.npz", "label_noise": 0.0}},
+     "import.width = None is invalid: missing"),
+])
+def test_validate_cli_bad_source_or_import_is_one_line(tmp_path, raw, change, needle):
+    """The source switch and the import section: each bad value one line naming the key
+    (the path relative to the params file's folder, as the import stage reads it)."""
+    import yaml
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({**raw, **change}, sort_keys=False))
+    r = subprocess.run([sys.executable, "-m", "biasvar.tools.validate", str(path)],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env={**ENV, "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
 
 
 def test_validate_accepts_a_factory_that_fits_the_data(raw):

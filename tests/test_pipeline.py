@@ -16,7 +16,7 @@ import yaml
 from tiny import BIAS_STUDIES
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "src", ".dvc/config",
+COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "src", "examples", ".dvc/config",
         ".dvcignore", ".gitignore"]
 
 TINY = {
@@ -86,7 +86,7 @@ def test_repro_to_collect(tiny_project):
 
     r = sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
     assert "train@0.2-8-1" in r.stdout
-    root = tiny_project / "data" / "collected"
+    root = tiny_project / "data" / "sources" / "train"
     files = sorted(p.name for p in (root / "logits").iterdir())
     assert files == ["noise-0.0_width-4.parquet", "noise-0.0_width-8.parquet",
                      "noise-0.2_width-4.parquet", "noise-0.2_width-8.parquet"]
@@ -198,8 +198,9 @@ def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
         assert "Traceback" not in r.stderr
         assert "Running stage 'decompose'" not in r.stdout
         data = tiny_project / "data"
-        assert not (data / "collected").exists() and not (data / "decomposition").exists()
-        assert not list(data.glob(".collected.tmp-*"))
+        train = data / "sources" / "train"
+        assert not train.exists() and not (data / "decomposition").exists()
+        assert not list(train.parent.glob(".train.tmp-*"))
     finally:  # leave the module's project as it was
         (tiny_project / "dvc.lock").write_text(lock)
         sh(tiny_project, sys.executable, "-m", "dvc", "checkout", "-f", "train@0.2-8-1",
@@ -209,25 +210,27 @@ def test_nan_in_a_block_fails_collect_and_nothing_downstream(tiny_project):
 @pytest.mark.pipeline
 def test_collect_killed_mid_write_leaves_nothing_after_a_restore(tiny_project):
     """SIGKILL of collect while it writes, then `dvc repro`: DVC restores
-    ``data/collected`` from its run-cache (no stage code runs) and nothing the killed
-    writer made is left anywhere under ``data/`` (no ``data/.collected.tmp-<pid>``)."""
+    ``data/sources/train`` from its run-cache (no stage code runs) and nothing the killed
+    writer made is left anywhere under ``data/`` (no ``data/sources/.train.tmp-<pid>``)."""
     import signal
     import time
 
     sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
     data = tiny_project / "data"
     before = {p.relative_to(data) for p in data.rglob("*")}
-    shutil.rmtree(data / "collected")  # as DVC does before it runs the stage
+    out = data / "sources" / "train"
+    shutil.rmtree(out)  # as DVC does before it runs the stage
     proc = subprocess.Popen([sys.executable, "stages/collect.py", "--members", "data/members",
-                             "--out", "data/collected"], cwd=tiny_project, env=_env(),
+                             "--datasets", "data/generated", "--splits", "data/splits",
+                             "--out", str(out)], cwd=tiny_project, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(2000):  # until the writer has started the output
-        if (data / "collected" / ".incomplete").exists() or proc.poll() is not None:
+        if (out / ".incomplete").exists() or proc.poll() is not None:
             break
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (data / "collected" / ".incomplete").exists(), "collect ended before the kill"
+    assert (out / ".incomplete").exists(), "collect ended before the kill"
     r = sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
     assert "Running stage 'collect'" not in r.stdout  # restored, not rerun
     assert {p.relative_to(data) for p in data.rglob("*")} == before
@@ -248,3 +251,4 @@ def test_bad_param_fails_before_training(tmp_path):
         "error: params.yaml: ensemble.widths[1] = 0 is invalid: ") and ">= 1" in errors[0], (
         r.stderr)
     assert not (proj / "data" / "members").exists()  # nothing trained
+

@@ -91,7 +91,7 @@ def test_cifar10_config_to_the_report(tmp_path):
     r = sh(proj, sys.executable, "-m", "dvc", "repro", "regress", "alignment_size",
            "calibration_intervention")
     assert "train@0.15-4-0" in r.stdout
-    logits = proj / "data" / "collected" / "logits"
+    logits = proj / "data" / "sources" / "train" / "logits"
     got = read_config(logits, 0.15, 4, "test")
     assert got.logits.shape == (4, N_TEST, 10)
     np.testing.assert_array_equal(got.draws, [0, 0, 1, 1])

@@ -94,8 +94,8 @@ def test_every_csv_plot_reads_holds_its_declared_columns(proj):
     from biasvar.core import schema
 
     files = {
-        "data/collected/curves.csv": schema.CURVES_CSV,
-        "data/collected/members.csv": schema.MEMBERS_CSV,
+        "data/sources/train/curves.csv": schema.CURVES_CSV,
+        "data/sources/train/members.csv": schema.MEMBERS_CSV,
         "data/regress/alignment_size.csv": schema.ALIGNMENT_SIZE_CSV,
         "data/regress/alignment_size_inf.csv": schema.ALIGNMENT_SIZE_INF_CSV,
         "data/regress/calibration_intervention.csv": schema.CALIBRATION_INTERVENTION_CSV,
@@ -118,14 +118,14 @@ def test_plot_on_an_empty_csv_fails_in_one_line_and_the_report_stays(proj):
     """`dvc repro -s plot` (plot alone: DVC does not restore its inputs first) on an
     emptied ``curves.csv``. Before: pandas' EmptyDataError traceback, and
     ``reports/default/`` deleted by DVC before plot ran."""
-    curves = proj / "data" / "collected" / "curves.csv"
+    curves = proj / "data" / "sources" / "train" / "curves.csv"
     old = _replace(curves, "")
     try:
         r = dvc(proj, "repro", "-s", "plot", check=False)
     finally:
         _restore(curves, old)
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert errors(r.stderr) == ["error: data/collected/curves.csv: empty (not even a header "
+    assert errors(r.stderr) == ["error: data/sources/train/curves.csv: empty (not even a header "
                                 "line: a half-written file?)"]
     assert git_changes(proj, "reports", "metrics") == ""
     assert out_of_date(proj) == set()

@@ -119,7 +119,7 @@ def assert_committed(proj: Path) -> None:
 
 
 def logits_hashes(proj: Path) -> dict[str, str]:
-    files = sorted((proj / "data" / "collected" / "logits").glob("*.parquet"))
+    files = sorted((proj / "data" / "sources" / "train" / "logits").glob("*.parquet"))
     assert files, "no collected logits"
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 

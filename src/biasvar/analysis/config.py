@@ -1,10 +1,34 @@
-"""Params of the analysis stages: ``decompose.*`` and ``regress.*``."""
+"""Params of the analysis stages: ``import.*``, ``decompose.*``, ``regress.*``, …"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from biasvar.core.config import Bins, Bool, Bootstrap, Choice, OpenUnitInterval, Section, Seed
+from pydantic import Field
+
+from biasvar.core.config import (
+    Bins,
+    Bool,
+    Bootstrap,
+    Choice,
+    OpenUnitInterval,
+    Section,
+    Seed,
+    UnitInterval,
+    Width,
+)
+
+
+class ImportParams(Section):
+    """The ensemble file of ``source: import`` (``import.*``); see
+    ``biasvar.analysis.imported.import_source``."""
+
+    SECTION: ClassVar[str] = "import"
+    path: Annotated[str, Field(min_length=1, description=(
+        "a path: an .npz, a logits .parquet or a directory of per-member .npy files "
+        "(docs/your-own.md)"))]
+    label_noise: UnitInterval  # the level of a config whose name gives none
+    width: Width  # the width of a config whose name gives none
 
 
 class DecomposeParams(Section):

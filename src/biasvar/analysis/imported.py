@@ -10,7 +10,7 @@
   name order (natural: ``m2`` before ``m10``), plus ``labels.npy`` (and optional
   ``draw.npy``, ``seed.npy``).
 
-Every array goes through ``biasvar.analysis.api.ensemble_inputs``, so a bad file is
+Every array goes through ``biasvar.analysis.inputs.ensemble_inputs``, so a bad file is
 one ``InputError`` naming the file, the array and what was expected.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biasvar.analysis.api import ensemble_inputs
+from biasvar.analysis.inputs import ensemble_inputs
 from biasvar.core.errors import InputError
 
 GRID_KEYS = ("labels", "draw", "seed")
@@ -148,3 +148,109 @@ def _from_npy_dir(path: Path) -> EnsembleConfig:
     x, y, d, s = ensemble_inputs(np.stack(members), labels=load(path / "labels.npy"),
                                  draw=grid.get("draw"), seed=grid.get("seed"), where=str(path))
     return EnsembleConfig(path.name or "ensemble", x, y, d, s, str(path))
+
+
+# ------------------------------------------------------------------ the import source
+# A config's name places it on the report's sweep axes: ``noise-<level>_width-<width>``
+# (the names of this project's logits files) or ``width-<width>`` (label noise 0).
+_AXES = re.compile(r"^(?:noise-(?P<p>\d+(?:\.\d+)?)_)?width-(?P<w>\d+)$")
+
+
+def config_axes(name: str, n_configs: int, label_noise: float, width: int,
+                where: str) -> tuple[float, int]:
+    """``(label_noise, width)`` of an imported config: parsed from its name, or, for the
+    only config of a file whose name says neither, the ``import.label_noise`` and
+    ``import.width`` params."""
+    m = _AXES.match(name)
+    if m:
+        p = float(m["p"]) if m["p"] is not None else 0.0
+        if not 0.0 <= p < 1.0:
+            raise InputError(f"{where}: config {name!r}: label-noise level {p} is outside "
+                             "[0, 1)")
+        return p, int(m["w"])
+    if n_configs == 1:
+        return float(label_noise), int(width)
+    raise InputError(f"{where}: config {name!r} does not name its place in the sweep; with "
+                     "several configs name each noise-<level>_width-<width> (e.g. "
+                     "logits__noise-0.15_width-64) or width-<width>")
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a directory's ``.npy`` files (names and bytes, in order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted(path.glob("*.npy")) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def import_source(path: str | Path, out_dir: str | Path, label_noise: float = 0.0,
+                  width: int = 1) -> dict:
+    """Validate a user's ensemble file into the import source folder
+    (``biasvar.ensemble.source``), which the pipeline's decompose → … → plot read as they
+    read a trained ensemble's.
+
+    ``path``: any layout ``load_ensemble`` reads. Each config goes on the report's sweep
+    axes by its name (``config_axes``); the configs must fill the grid of their levels ×
+    widths, share the test labels and have two draws or more each (the intervals and the
+    alignment against ensemble size need them; ``biasvar analyze`` takes one draw).
+    Written atomically: ``logits/`` (test partition only, logits as float32; a file of
+    probabilities is stored as log-probabilities) and ``source.json`` with the file's
+    SHA-256. Returns ``{"configs": n, "members": total}``.
+    """
+    from biasvar.core.io import atomic_dir
+    from biasvar.ensemble.logits import logits_table, write_config
+    from biasvar.ensemble.source import write_source
+
+    path = Path(path)
+    configs = load_ensemble(path)
+    placed: dict[tuple[float, int], EnsembleConfig] = {}
+    for c in configs:
+        key = config_axes(c.name, len(configs), label_noise, width, str(path))
+        if key in placed:
+            raise InputError(f"{path}: configs {placed[key].name!r} and {c.name!r} both sit at "
+                             f"label noise {key[0]:g}, width {key[1]}")
+        placed[key] = c
+        n_draws = len(np.unique(c.draw))
+        if n_draws < 2:
+            raise InputError(f"{path}: config {c.name!r} has {n_draws} draw; the pipeline's "
+                             "report needs 2 or more (intervals, alignment against ensemble "
+                             "size): give draw, or use `biasvar analyze`")
+    levels = sorted({p for p, _ in placed})
+    widths = sorted({w for _, w in placed})
+    for p in levels:
+        for w in widths:
+            if (p, w) not in placed:
+                raise InputError(f"{path}: no config at label noise {p:g}, width {w} "
+                                 f"(noise-{p:g}_width-{w}); the configs must fill the grid of "
+                                 f"levels {[float(f'{q:g}') for q in levels]} x widths {widths}")
+    first = next(iter(placed.values()))
+    for c in placed.values():
+        if c.labels.shape != first.labels.shape or not np.array_equal(c.labels, first.labels):
+            raise InputError(f"{path}: configs {first.name!r} and {c.name!r} have different "
+                             "labels; every config must be scored on the same test set")
+        if c.logits.shape[2] != first.logits.shape[2]:
+            raise InputError(f"{path}: configs {first.name!r} and {c.name!r} have "
+                             f"{first.logits.shape[2]} and {c.logits.shape[2]} classes")
+    file = {"path": str(path), "sha256": _sha256(path)}
+    data = {"name": "import", "input_shape": [], "n_classes": int(first.logits.shape[2]),
+            "source": str(path), "fingerprint": file["sha256"]}
+    members = 0
+    with atomic_dir(out_dir) as tmp:
+        for (p, w), c in sorted(placed.items()):
+            k = c.logits.shape[0]
+            members += k
+            table = logits_table(p, w, np.arange(k), c.draw.astype(np.int32),
+                                 c.seed.astype(np.int32),
+                                 {"test": (c.logits.astype(np.float32), c.labels)})
+            write_config(tmp / "logits", p, w, table,
+                         {"label_noise": p, "width": w, "source": "import", "config": c.name,
+                          "file": file})
+        write_source(tmp, "import", levels, widths, ("test",), data, file=file)
+    return {"configs": len(placed), "members": members}

@@ -25,13 +25,15 @@ from biasvar.core.schema import (
 
 def decompose_all(logits_dir: str | Path, noisy_flags: dict, label_noise: list, widths: list,
                   intervals: bool, ci: float, n_bins: int,
-                  in_bag: dict[int, np.ndarray] | None = None):
+                  in_bag: dict[int, np.ndarray] | None = None,
+                  partitions: tuple[str, ...] = PARTITIONS):
     """Decompose every config; returns ``(examples, summary, reliability)`` Arrow tables.
 
     ``noisy_flags[p]`` is the training set's label-noise flag array at level ``p``
     (``None``: no flags). ``in_bag[d]`` holds draw d's training indices (the
     split files): on the train partition the out-of-bag ensemble of an example
     is the members whose draw does not hold it (``None``: unknown, -1 counts).
+    ``partitions``: those the files hold (an imported ensemble: the test set only).
     Configs are processed in sorted order so the tables come out sorted as
     their schemas require.
     """
@@ -44,7 +46,7 @@ def decompose_all(logits_dir: str | Path, noisy_flags: dict, label_noise: list, 
     rl = {f.name: [] for f in RELIABILITY.arrow}
     for p in sorted(label_noise, key=float):
         for w in sorted(widths):
-            for part in PARTITIONS:
+            for part in (q for q in PARTITIONS if q in partitions):
                 c = read_config(logits_dir, p, w, part)
                 # No NaN/inf enters a table (read_config checks too; this guards
                 # any other source of ConfigLogits): name file, config and member.

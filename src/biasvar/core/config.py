@@ -139,7 +139,7 @@ class Section(BaseModel):
         ``where`` overrides ``SECTION`` in messages (e.g. ``spectral.configs.relu``);
         ``context`` reaches validators that need values from other sections.
         """
-        where = where or cls.SECTION
+        where = cls.SECTION if where is None else where
         if not isinstance(d, Mapping):
             raise ParamError(where, d, "a mapping with keys " + ", ".join(cls.keys()))
         try:
@@ -151,7 +151,7 @@ class Section(BaseModel):
     @classmethod
     def problems(cls, d: Any, where: str | None = None) -> list[ParamError]:
         """Every problem of a section (``from_dict`` stops at the first), for validate."""
-        where = where or cls.SECTION
+        where = cls.SECTION if where is None else where
         if not isinstance(d, Mapping):
             return [ParamError(where, d, "a mapping with keys " + ", ".join(cls.keys()))]
         try:
@@ -181,7 +181,7 @@ def _key(where: str, loc: tuple) -> str:
     out = where
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+    return out.removeprefix(".")  # a top-level value (``source``) has no section prefix
 
 
 def param_error(model: type[BaseModel], where: str, err: Mapping[str, Any]) -> ParamError:
@@ -214,12 +214,31 @@ class RuntimeParams(Section):
     progress: Bool = True
 
 
+class SourceParams(Section):
+    """Where the members' logits come from (``source``: one value, not a mapping):
+    ``train``, this pipeline's generate → split → train → collect, or ``import``, the
+    ensemble file at ``import.path``. The stages after them read ``data/sources/<source>``
+    (``biasvar.ensemble.source``)."""
+
+    SECTION: ClassVar[str] = "source"
+    source: Choice("train", "import")
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str | None = None, **context: Any):
+        return super().from_dict({"source": d}, where="", **context)
+
+    @classmethod
+    def problems(cls, d: Any, where: str | None = None) -> list[ParamError]:
+        return super().problems({"source": d}, where="")
+
+
 # ---------------------------------------------------------------- loading
 # Every top-level section of params.yaml, in pipeline order. The models live in the
 # subpackages that read them (``tools.validate.SECTIONS`` lists them; a test checks that the
 # two lists agree); the names live here so that the loader of every stage can refuse an
 # unknown section without importing later subpackages or the study modules (torch).
-SECTION_NAMES = ("data", "split", "ensemble", "model", "train", "runtime", "decompose",
+SECTION_NAMES = ("data", "split", "ensemble", "model", "train", "runtime", "source", "import",
+                 "decompose",
                  "regress", "alignment_size", "calibration_intervention", "tradeoff",
                  "ridgeless", "spectral", "pc_bias", "spectral_cls", "erank_depth", "probe",
                  "collapse", "plot")

@@ -292,6 +292,51 @@ def table_from_columns(schema: TableSchema, cols: dict[str, list[np.ndarray]]) -
     return pa.Table.from_arrays(arrays, schema=schema.arrow)
 
 
+# ---------------------------------------------------------------- JSON files
+@dataclass(frozen=True)
+class JsonFormat:
+    """The fields of a JSON object and the types each may hold (``None`` allowed where
+    ``type(None)`` is listed); ``version`` is the format's current version."""
+
+    name: str
+    version: int
+    fields: tuple[tuple[str, tuple[type, ...]], ...]
+
+
+# A source folder's description (biasvar.ensemble.source): data/sources/<source>/source.json
+SOURCE_JSON = JsonFormat("source", 1, (
+    ("version", (int,)),
+    ("source", (str,)),  # 'train' | 'import'
+    ("label_noise", (list,)),  # raw levels: they name the logits files
+    ("widths", (list,)),
+    ("partitions", (list,)),  # 'test' and, for train, 'train'
+    ("data", (dict,)),  # Dataset.metadata() (train) or name / n_classes (import)
+    ("blocks", (list, type(None))),  # train: the blocks collected
+    ("file", (dict, type(None))),  # import: {'path', 'sha256'} of the user's file
+))
+
+
+def check_json(obj: Any, fmt: JsonFormat, path: str | Path) -> dict[str, Any]:
+    """``obj`` if it is an object with every field of ``fmt`` of an allowed type and the
+    current version; else one ``InputError`` naming ``path`` and the field."""
+    from biasvar.core.errors import InputError
+
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: holds {type(obj).__name__}; expected a JSON object "
+                         f"({fmt.name})")
+    for key, types in fmt.fields:
+        if key not in obj:
+            raise InputError(f"{path}: no field {key!r} ({fmt.name}, version {fmt.version})")
+        v = obj[key]
+        if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise InputError(f"{path}: field {key!r} is {_short(v)!r}; expected {allowed}")
+    if obj["version"] != fmt.version:
+        raise InputError(f"{path}: {fmt.name} version {obj['version']}; this biasvar reads "
+                         f"version {fmt.version} (rerun the stage that wrote it)")
+    return obj
+
+
 # ---------------------------------------------------------------- CSV tables and names
 @dataclass(frozen=True)
 class CsvFormat:
@@ -311,10 +356,10 @@ class CsvFormat:
 
 # What the plot stage reads from each CSV; the pipeline test checks every writer's header
 # against these (tests/test_report_safety.py), the unit tests the writers' column constants.
-CURVES_CSV = CsvFormat(  # collect: data/collected/curves.csv
+CURVES_CSV = CsvFormat(  # collect: data/sources/train/curves.csv
     "training curves", ("label_noise", "width", "member", "step", "train_loss", "test_accuracy"),
     finite=("label_noise", "width", "member", "step", "train_loss", "test_accuracy"))
-MEMBERS_CSV = CsvFormat(  # collect: data/collected/members.csv
+MEMBERS_CSV = CsvFormat(  # collect: data/sources/train/members.csv
     "members", ("label_noise", "width", "member", "split_method", "n_in_bag", "in_bag_error",
                 "oob_error"),
     text=("split_method",), finite=("label_noise", "width", "member", "n_in_bag", "in_bag_error"))

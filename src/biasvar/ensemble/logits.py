@@ -101,24 +101,32 @@ def write_config(root: str | Path, label_noise: float, width: int, table: pa.Tab
 
 def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[float],
             widths: list[int], blocks: list[int], block_members,
-            seeds_per_draw: int | None = None) -> dict[str, Any]:
-    """Merge the blocks that params list into the logits dataset plus member tables.
+            seeds_per_draw: int | None = None, *, datasets: dict, splits: dict
+            ) -> dict[str, Any]:
+    """Merge the blocks that params list into the train source folder
+    (``biasvar.ensemble.source``): the logits dataset, member tables and what the
+    stages after it need of the data.
 
     ``block_members(block)`` gives the member ids a block must hold; with
     ``seeds_per_draw``, member m must have draw ``m // seeds_per_draw`` and seed
     ``m % seeds_per_draw``. Only the listed blocks are read (not whatever lies
     on disk); a block whose members, config, producing params, data, split or
     labels disagree with the others is named, with the block it disagrees with
-    and the key (see the module docstring). Writes, under ``out_dir``
+    and the key (see the module docstring). ``datasets[level]`` (``Dataset``) and
+    ``splits[block]`` (``Split``) are the files the blocks were trained from: every
+    collected file must record exactly them (``check_identity``), and they give the
+    label-noise flags and in-bag indices the folder carries. Writes, under ``out_dir``
     atomically (nothing on failure): ``logits/`` (one Parquet file per config),
-    ``members.csv`` (final metrics per member) and ``curves.csv`` (training
-    curves, ``blocks.CURVE_COLUMNS`` after label_noise and width).
-    Returns a small summary for logging.
+    ``members.csv`` (final metrics per member), ``curves.csv`` (training curves,
+    ``blocks.CURVE_COLUMNS`` after label_noise and width), ``examples.npz`` and
+    ``source.json``. Returns a small summary for logging.
     """
     import pandas as pd
 
     from biasvar.core.io import atomic_dir
+    from biasvar.data.splits import in_bag_indices
     from biasvar.ensemble.blocks import block_dir, load_block, load_curves
+    from biasvar.ensemble.source import write_source
 
     out_dir = Path(out_dir)
     member_rows, curve_frames = [], []
@@ -158,6 +166,14 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                     "test": (cat["test"], parts[0].test_labels),
                     "train": (cat["train"], parts[0].train_labels)})
                 write_config(tmp / "logits", p, w, table, _identity(p, w, parts, blocks))
+                # the dataset and split files the stages after collect get their noisy
+                # flags and in-bag indices from are the ones these members trained on
+                check_identity(tmp / "logits", p, w, blocks=blocks, dataset=datasets[p],
+                               splits=splits)
+        write_source(tmp, "train", label_noise, widths, PARTITIONS,
+                     datasets[label_noise[0]].metadata(), blocks=blocks,
+                     noisy={p: datasets[p].noisy for p in label_noise},
+                     in_bag=in_bag_indices(splits.values()))
         pd.DataFrame(member_rows).to_csv(tmp / "members.csv", index=False, float_format="%.6g")
         pd.concat(curve_frames).to_csv(tmp / "curves.csv", index=False, float_format="%.6g")
     return {"configs": len(label_noise) * len(widths), "members": len(member_rows)}

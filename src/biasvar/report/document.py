@@ -82,6 +82,8 @@ def dataset_title(data: dict) -> str:
     otherwise the provider (a user's ``arrays`` by its file's name) with one input's shape
     and the class count, e.g. ``digits (inputs 1×8×8, 10 classes)``."""
     name = str(data.get("name", "mnist1d"))
+    if name == "import":  # a user's ensemble: its file, and what it says of the data
+        return f"{Path(str(data.get('source', 'ensemble'))).name}, {data.get('n_classes')} classes"
     shape = [int(s) for s in data.get("input_shape", [40])]
     n_classes = int(data.get("n_classes", 10))
     shown = DATASET_NAMES.get(name, name)
@@ -205,7 +207,8 @@ def write_report(report: Report, out_dir: str | Path, metrics: dict, dpi: int) -
 
 
 def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.DataFrame,
-                fits: pd.DataFrame, curves: pd.DataFrame, members: pd.DataFrame,
+                fits: pd.DataFrame, curves: pd.DataFrame | None,
+                members: pd.DataFrame | None,
                 metrics: dict, style: Style, arch: str, depth: int, residual: bool,
                 ci: float = 0.95, data: dict | None = None,
                 module: str | None = None) -> Report:
@@ -221,24 +224,35 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
 
     ``members``: the per-member table of ``collect`` (in-bag / out-of-bag
     errors, ``n_in_bag`` distinct examples of the member's draw, split method).
+    ``curves`` and ``members`` are None for an imported ensemble (``source: import``:
+    test logits only, no training run to describe): the report then leaves out the
+    figures of training (train and out-of-bag errors, the interpolation threshold,
+    training curves) and names the imported file in its title.
     """
     style.apply()
     levels = sorted(summary.label_noise.unique())
     clean = 0.0 if 0.0 in levels else levels[0]
     widths = sorted(summary.width.unique())
-    n_train = int((examples[(examples.partition == "train")
-                            & (examples.label_noise == clean)
-                            & (examples.width == widths[0])]).shape[0])
-    # A member is fitted to the distinct examples of its draw (~63 % of n for a
-    # bootstrap): that, not n_train, is what its parameters must match to interpolate.
-    members = members.astype({"label_noise": summary.label_noise.dtype})  # float32 levels
-    n_fit = float(members.n_in_bag.mean())
-    methods = sorted(members.split_method.unique())
-    data = {**MNIST1D_DATA, **(data or {})}
-    thr = threshold_width(arch, depth, residual, n_fit, widths,
-                          tuple(data["input_shape"]), int(data["n_classes"]))
-    family = module if arch == "module" and module else arch
-    rep = Report(title=f"biasvar report: {family} ensembles on {dataset_title(data)}")
+    trained = members is not None
+    thr = None
+    if trained:
+        n_train = int((examples[(examples.partition == "train")
+                                & (examples.label_noise == clean)
+                                & (examples.width == widths[0])]).shape[0])
+        # A member is fitted to the distinct examples of its draw (~63 % of n for a
+        # bootstrap): that, not n_train, is what its parameters must match to interpolate.
+        members = members.astype({"label_noise": summary.label_noise.dtype})  # float32
+        n_fit = float(members.n_in_bag.mean())
+        methods = sorted(members.split_method.unique())
+        data = {**MNIST1D_DATA, **(data or {})}
+        thr = threshold_width(arch, depth, residual, n_fit, widths,
+                              tuple(data["input_shape"]), int(data["n_classes"]))
+        family = module if arch == "module" and module else arch
+        title = f"biasvar report: {family} ensembles on {dataset_title(data)}"
+    else:  # an imported ensemble: what the file holds, not what params would train
+        data = data or {}
+        title = f"biasvar report: an imported ensemble ({dataset_title(data)})"
+    rep = Report(title=title)
     rep.figures.append(Figure(
         "alignment", "Bias-variance alignment",
         f"Per test example, variance against bias² on log-log axes for each width "
@@ -247,41 +261,27 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
     rep.figures.append(Figure(
         "bias_variance_width", "Bias and variance vs width",
         "Mean bias², variance and its optimization (within draw) and sampling (across draws) "
-        "parts, and ensemble and member test error against width, for clean and noisy labels, "
-        f"{interval_text(summary, ci)}. " + terms_words(summary)
+        "parts, and ensemble and member test error against width, "
+        + ("for clean and noisy labels, " if trained else "")
+        + f"{interval_text(summary, ci)}. " + terms_words(summary)
         + variance_peak_words(summary, thr),
         plots.terms_vs_width_figure(summary, style)))
-    fit_text = (f"the {n_fit:.0f} distinct examples a member is fitted to (mean over draws "
-                f"of the {', '.join(methods)} split of the {n_train} training examples)")
-    thr_text = (f"the dashed line marks width {thr:.1f}, where a member's parameters equal "
-                f"{fit_text}" if thr else
-                f"the sweep does not cross parameters = {fit_text}")
-    train = examples[(examples.partition == "train") & (examples.oob_members > 0)]
-    oob = (train.assign(oob_error=train.oob_prediction != train.label)
-           .groupby(["label_noise", "width"], as_index=False).oob_error.mean())
-    rep.figures.append(Figure(
-        "error_width", "Test and train error vs width",
-        f"Left: mean-member 0-1 error on the test set (solid), on the distinct examples of "
-        f"its own draw (in-bag, dotted) and on the other training examples (out-of-bag, "
-        f"dash-dot); right: ensemble error on the test set, on all training examples "
-        f"(dotted), and out-of-bag (dash-dot: each training example predicted by the "
-        f"members whose draw does not hold it); "
-        f"train errors are against the training labels, noisy ones included. "
-        f"{in_bag_words(members)} {thr_text[0].upper() + thr_text[1:]}. "
-        + double_descent_words(summary, thr),
-        plots.error_vs_width_figure(summary, members, thr, style, oob)))
+    if trained:
+        rep.figures.append(_error_width_figure(examples, summary, members, thr, n_fit,
+                                               methods, n_train, style))
     rep.figures.append(Figure(
         "calibration", "Calibration and the alignment gap",
         "Reliability diagram of the ensemble per width (left), ECE of the ensemble and of the "
         "average member vs width (middle), and the alignment gap mean log(variance / bias²) "
         "over correctly classified test examples (right; 0 = on y = x).",
         plots.calibration_figure(reliability, summary, fits, clean, style)))
-    rep.figures.append(Figure(
-        "training_curves", "Training curves",
-        "Median over members (band: interquartile range) of the minibatch training loss (log "
-        "scale) and of test accuracy against optimization step, per width and label-noise "
-        "level.",
-        plots.curves_figure(curves, style)))
+    if trained:
+        rep.figures.append(Figure(
+            "training_curves", "Training curves",
+            "Median over members (band: interquartile range) of the minibatch training loss "
+            "(log scale) and of test accuracy against optimization step, per width and "
+            "label-noise level.",
+            plots.curves_figure(curves, style)))
     rep.sections["key_numbers"] = {
         "table": markdown_table(key_numbers(summary, fits, members))}
     rep.sections["population"] = {"intervals": interval_text(summary, ci),
@@ -291,10 +291,39 @@ def main_report(examples: pd.DataFrame, summary: pd.DataFrame, reliability: pd.D
             "words": wording.diversity_words(summary),
             "table": markdown_table(population_table(summary, DIVERSITY))}
         rep.numbers["diversity"] = population_numbers(summary, DIVERSITY)
-    rep.numbers.update({"n_train": n_train, "n_fit": _number(n_fit), "split": methods,
-                        "threshold_width": None if thr is None else _number(thr),
-                        "population": population_numbers(summary)})
+    if trained:
+        rep.numbers.update({"n_train": n_train, "n_fit": _number(n_fit), "split": methods,
+                            "threshold_width": None if thr is None else _number(thr)})
+    else:
+        rep.numbers.update({"source": "import", "file": data.get("source"),
+                            "sha256": data.get("fingerprint")})
+    rep.numbers["population"] = population_numbers(summary)
     return rep
+
+
+def _error_width_figure(examples: pd.DataFrame, summary: pd.DataFrame, members: pd.DataFrame,
+                        thr: float | None, n_fit: float, methods: list, n_train: int,
+                        style: Style) -> Figure:
+    """Test, in-bag and out-of-bag errors against width (a trained ensemble only)."""
+    fit_text = (f"the {n_fit:.0f} distinct examples a member is fitted to (mean over draws "
+                f"of the {', '.join(methods)} split of the {n_train} training examples)")
+    thr_text = (f"the dashed line marks width {thr:.1f}, where a member's parameters equal "
+                f"{fit_text}" if thr else
+                f"the sweep does not cross parameters = {fit_text}")
+    train = examples[(examples.partition == "train") & (examples.oob_members > 0)]
+    oob = (train.assign(oob_error=train.oob_prediction != train.label)
+           .groupby(["label_noise", "width"], as_index=False).oob_error.mean())
+    return Figure(
+        "error_width", "Test and train error vs width",
+        f"Left: mean-member 0-1 error on the test set (solid), on the distinct examples of "
+        f"its own draw (in-bag, dotted) and on the other training examples (out-of-bag, "
+        f"dash-dot); right: ensemble error on the test set, on all training examples "
+        f"(dotted), and out-of-bag (dash-dot: each training example predicted by the "
+        f"members whose draw does not hold it); "
+        f"train errors are against the training labels, noisy ones included. "
+        f"{in_bag_words(members)} {thr_text[0].upper() + thr_text[1:]}. "
+        + double_descent_words(summary, thr),
+        plots.error_vs_width_figure(summary, members, thr, style, oob))
 
 
 def population_table(summary: pd.DataFrame, quantities: dict[str, str] | None = None

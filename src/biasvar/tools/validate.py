@@ -22,9 +22,10 @@ from biasvar.analysis.config import (
     AlignmentSizeParams,
     CalibrationInterventionParams,
     DecomposeParams,
+    ImportParams,
     RegressParams,
 )
-from biasvar.core.config import RuntimeParams, Section, check_sections, read_yaml
+from biasvar.core.config import RuntimeParams, Section, SourceParams, check_sections, read_yaml
 from biasvar.core.errors import BiasvarError, ParamError
 from biasvar.data.config import DataParams, EnsembleParams, SplitParams
 from biasvar.ensemble.config import ModelParams, TrainParams
@@ -42,7 +43,8 @@ from biasvar.studies.tradeoff import TradeoffParams
 # subpackage that reads it.
 SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
-    DecomposeParams, RegressParams, AlignmentSizeParams, CalibrationInterventionParams,
+    SourceParams, ImportParams, DecomposeParams, RegressParams, AlignmentSizeParams,
+    CalibrationInterventionParams,
     TradeoffParams, RidgelessParams, SpectralParams, PCBiasParams,
     SpectralClsParams, ErankDepthParams, ProbeParams, CollapseParams, Style,
 )
@@ -50,7 +52,7 @@ SECTIONS: tuple[type[Section], ...] = (
 # which must list these sections in this order (tests/test_faults_params.py checks it).
 
 
-def problems(raw: Mapping[str, Any]) -> list[BiasvarError]:
+def problems(raw: Mapping[str, Any], root: Path | None = None) -> list[BiasvarError]:
     """Every problem of a params file: an unknown section, each section's problems, then
     the cross-section rules (when the sections they need are valid)."""
     errors: list[BiasvarError] = []
@@ -65,13 +67,13 @@ def problems(raw: Mapping[str, Any]) -> list[BiasvarError]:
             errors += model.problems(raw[model.SECTION])
     if not errors:
         try:
-            validate_all(raw)
+            validate_all(raw, root)
         except BiasvarError as e:
             errors.append(e)
     return errors
 
 
-def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
+def validate_all(raw: Mapping[str, Any], root: Path | None = None) -> dict[str, Any]:
     """Every section, then the cross-section rules; returns the models by section name.
 
     Raises the first problem: a ``ParamError`` (an ``InputError`` for an unknown
@@ -80,7 +82,8 @@ def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
     stage applies the same ``SplitParams.check_against``): fewer than 2 draws, and a
     split that leaves a draw no out-of-bag example (``split.method: full``); the batch
     size is checked against a draw's size (half of the training set for ``half``).
-    A ``model.module`` factory is imported, built at every width and run on two inputs
+    ``import.path`` must exist under ``root`` (the params file's folder), when given. A
+    ``model.module`` factory is imported, built at every width and run on two inputs
     of the data's shape (``ensemble.models.check_factory``).
     """
     check_sections(raw)
@@ -89,6 +92,11 @@ def validate_all(raw: Mapping[str, Any]) -> dict[str, Any]:
         if model.SECTION not in raw:
             raise ParamError(model.SECTION, None, "missing section; it must be set")
         out[model.SECTION] = model.from_dict(raw[model.SECTION])
+    # the import stage reads import.path under either source, relative to the project:
+    # ``root``, the params file's folder (checked only when known)
+    if root is not None and not (root / out["import"].path).exists():
+        raise ParamError("import.path", out["import"].path,
+                         "an existing .npz, .parquet or directory (relative to the project)")
     data, ens, split = out["data"], out["ensemble"], out["split"]
     n_train = data.train_size()  # a file provider with num_samples null reads its labels
     k = split.check_against(ens, n_train)
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = args[0] if args else "params.yaml"
     try:
-        errors = problems(read_yaml(path))
+        errors = problems(read_yaml(path), Path(path).parent)
     except BiasvarError as e:  # the file itself: missing, a directory, not text, not YAML
         errors = [e]
     for e in errors:  # one line per problem, all of them
