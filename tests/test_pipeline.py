@@ -252,3 +252,68 @@ def test_bad_param_fails_before_training(tmp_path):
         r.stderr)
     assert not (proj / "data" / "members").exists()  # nothing trained
 
+
+# ---------------------------------------------------------------- biasvar launch
+# Loaded by every Python process of a launched run (PYTHONPATH): the first time the train
+# stage of one block starts, it is killed (SIGKILL), as a node failure would; the marker
+# file makes the retry run normally.
+KILL_ONCE = """
+import os, signal, sys
+_marker = os.environ.get("BIASVAR_TEST_KILL_ONCE")
+if (_marker and sys.argv and sys.argv[0].endswith("train.py")
+        and "--block" in sys.argv and sys.argv[sys.argv.index("--block") + 1] == "1"
+        and sys.argv[sys.argv.index("--width") + 1] == "8" and not os.path.exists(_marker)):
+    open(_marker, "w").close()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _slurm_up() -> bool:
+    r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True) \
+        if shutil.which("sinfo") else None
+    return r is not None and r.returncode == 0 and any(
+        s in r.stdout for s in ("idle", "mixed", "allocated"))
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob("*.parquet"))}
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+def test_launch_matches_a_serial_repro_after_a_killed_task(tiny_project, tmp_path, executor):
+    """``biasvar launch`` on a fresh copy (empty cache) with a local-directory remote: one
+    train task is SIGKILLed on its first attempt and retried; the assembly restores every
+    block from the run-cache (no train stage runs in it: launch refuses otherwise and
+    the log shows none); the collected logits are byte-identical to the module's serial
+    ``dvc repro``. The copy keeps one label-noise level (4 tasks, half the time): the
+    files of that level do not depend on the others, so they are compared."""
+    if executor == "slurm" and not _slurm_up():
+        pytest.skip("no SLURM cluster here (scripts/slurm-up.sh starts one)")
+    sh(tiny_project, sys.executable, "-m", "dvc", "repro", "collect")
+    proj = make_project(tmp_path / "proj", {**TINY, "data": {**TINY["data"],
+                                                             "label_noise": [0.0]}})
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_ONCE)
+    env = {**_env(), "PYTHONPATH": str(hook), "BIASVAR_TEST_KILL_ONCE": str(tmp_path / "killed")}
+    width = ["-j", "2"] if executor == "local" else ["--max-parallel", "4"]
+    r = subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch", "--executor",
+                        executor, *width, "--cpus-per-task", "1", "--remote",
+                        str(tmp_path / "remote"), "--retries", "1",
+                        "--work-dir", str(tmp_path / "work"), "collect"],
+                       cwd=proj, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "killed").exists(), "the kill never happened"
+    assert "train@0.0-8-1 failed" in r.stdout, r.stdout
+    assert "retrying" in r.stdout
+    log = (tmp_path / "work" / "assemble.log").read_text()
+    assert "Running stage 'train@" not in log and "Running stage 'collect'" in log
+    assert not list((tmp_path / "work").glob("clones/*"))  # every clone removed
+    got = _digests(proj / "data" / "sources" / "train" / "logits")
+    want = _digests(tiny_project / "data" / "sources" / "train" / "logits")
+    assert sorted(got) == ["noise-0.0_width-4.parquet", "noise-0.0_width-8.parquet"]
+    assert got == {name: want[name] for name in got}

@@ -7,8 +7,10 @@ order; each starts from a clean git state, and an up-to-date pipeline as far as
 the earlier scenarios ran it. To stay fast (the `plot` stage alone takes ~15 s
 here), scenarios run `dvc repro` only to the smallest target that shows their
 claim: 2 and 3 the whole pipeline, 8 and 9 up to `regress`, 4 and 5 up to
-`collect`. Scenario 10 and the cluster simulation use fresh copies of their
-own and compare their logits with the shared copy's first run.
+`collect`. Scenario 10 uses a fresh copy of its own and compares its logits with
+the shared copy's first run. The cluster path (tasks in their own clones pushing to a
+shared remote, an assembly that trains nothing) is `biasvar launch`'s pipeline test in
+tests/test_pipeline.py, on the local executor and on SLURM.
 
 What a `dvc repro` ran is read from its output: "Running stage 'X'" means the
 command ran, "Stage 'X' is cached - skipping run" means DVC restored X's
@@ -21,14 +23,13 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import _env, make_project, sh
+from test_pipeline import make_project, sh
 from tiny import BIAS_STUDIES
 
 pytestmark = pytest.mark.pipeline
@@ -332,35 +333,3 @@ def test_10_runs_from_scratch_give_byte_identical_logits(shared, tmp_path):
     r = repro(proj, "collect")
     assert r.ran >= trains() | {"collect"} and not r.cached
     assert logits_hashes(proj) == shared.logits
-
-
-def test_cluster_workers_push_run_cache_and_the_assembler_trains_nothing(shared, tmp_path):
-    """Two worker clones train a block each and push; a third clone assembles."""
-    origin = make_project(tmp_path / "origin", TINY)
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    dvc(origin, "remote", "add", "-d", "shared", str(remote))
-    commit(origin, "shared remote")
-
-    # one worker (one array task) per block, both at once as on a cluster
-    workers = {}
-    for block in BLOCKS:
-        worker = tmp_path / f"worker-{block}"
-        sh(tmp_path, "git", "clone", "-q", str(origin), str(worker))
-        cmd = (f"{sys.executable} -m dvc repro {' '.join(sorted(trains(blocks=[block])))}"
-               f" && {sys.executable} -m dvc push --run-cache")
-        workers[block] = subprocess.Popen(["bash", "-c", cmd], cwd=worker, env=_env(),
-                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                          text=True)
-    for block, proc in workers.items():
-        out = proc.communicate()[0]
-        assert proc.returncode == 0, out
-        assert {s for s in RAN.findall(out) if s.startswith("train@")} == trains(blocks=[block])
-
-    assembler = tmp_path / "assembler"
-    sh(tmp_path, "git", "clone", "-q", str(origin), str(assembler))
-    r = repro(assembler, "--pull", "collect")
-    assert "Running stage 'train@" not in r.stdout
-    assert r.ran == {"collect"}
-    assert trains() <= r.cached
-    assert logits_hashes(assembler) == shared.logits

@@ -1,6 +1,7 @@
 """``biasvar``: the console script (``pip install`` puts it on PATH).
 
     biasvar analyze ENSEMBLE --out DIR [--bootstrap N] [--ci LEVEL]
+    biasvar launch [--executor local|slurm] [-j N] [--remote DIR] [targets ...]
 
 ``analyze`` decomposes an ensemble you bring, with no training and no DVC:
 ``ENSEMBLE`` is an ``.npz`` (``logits`` or ``probs`` of shape (members, examples,
@@ -10,6 +11,9 @@ per-member ``.npy`` logits with ``labels.npy``. ``DIR`` receives the tables, the
 figure and a generated README (``biasvar.report.analyze``); it is replaced whole
 once everything is computed. A bad file is one ``error:`` line naming the file, the
 array and what was expected (exit code 2).
+
+``launch`` runs the pipeline with its out-of-date train blocks (and companion studies)
+as a job array on submitit, local processes or SLURM (``biasvar.cli.launch``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ def _parser():
                    help="bootstrap replicates over examples for the alignment intervals "
                         "(0: none; default 200)")
     a.add_argument("--ci", type=float, default=0.95, help="interval level (default 0.95)")
+    from biasvar.cli.launch import add_parser
+
+    add_parser(sub)
     return p
 
 
@@ -38,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from biasvar.tools.cli import run_cli
 
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+
+    if args.command == "launch":
+        return _launch(args)
 
     def run() -> int:
         from biasvar.analysis.imported import load_ensemble
@@ -55,6 +65,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_cli(run, interrupted=f"{args.out} was not changed")
+
+
+def _launch(args) -> int:
+    from pathlib import Path
+
+    from biasvar.cli.launch import Options, launch
+    from biasvar.tools.cli import run_cli
+
+    opts = Options(executor=args.executor, jobs=args.jobs, max_parallel=args.max_parallel,
+                   remote=args.remote, partition=args.partition,
+                   cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                   mem=args.mem, time=args.time, retries=args.retries,
+                   work_dir=args.work_dir, targets=tuple(args.targets))
+
+    def run() -> int:
+        result = launch(opts, Path.cwd(), progress=lambda line: print(line, flush=True))
+        print(f"launch: {len(result['pool'])} tasks, then {len(result['assembly'])} stages "
+              f"in the assembly; logs in {result['work_dir']}")
+        return 0
+
+    return run_cli(run, interrupted="stages that finished keep their outputs")
 
 
 if __name__ == "__main__":

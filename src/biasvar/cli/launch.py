@@ -1,0 +1,395 @@
+"""``biasvar launch``: the out-of-date train stages (and the companion studies) as a job
+array through submitit, then the rest of the pipeline with every one of them restored
+from DVC's run-cache.
+
+    biasvar launch [--executor local|slurm] [-j N] --remote DIR_OR_NAME [targets ...]
+
+1. Checks before any work: a git repository whose ``dvc.yaml``, ``params.yaml``,
+   ``stages/`` and ``src/`` are committed (every task checks out that commit), a DVC
+   remote every task can reach (``--remote``: a configured remote's name, or a
+   directory, added as the remote ``launch`` in ``.dvc/config.local``; it becomes the
+   default remote of this clone, which ``dvc repro --pull`` uses), the arguments.
+2. Here, serially: ``dvc repro generate split`` (cheap; what every block reads), then
+   ``dvc push --run-cache``.
+3. The pool: every stage of ``POOL_GROUPS`` that ``dvc status`` lists as out of date is
+   one task, longest first. A task clones the repository at the commit
+   (``git clone --shared``: objects shared, no copy), runs ``dvc repro --pull <stage>``
+   there (``generate``/``split`` are found in the run-cache, never rerun) and
+   ``dvc push --run-cache``. ``--executor slurm`` submits the tasks as one SLURM job
+   array (``--max-parallel`` tasks at a time); ``local`` runs them as processes of this
+   machine, ``-j`` at a time, each with ``cores // j`` threads (its allocation:
+   ``OMP_NUM_THREADS``, which torch takes its thread count from). A failed task is
+   resubmitted up to ``--retries`` times; a task that fails for good is one line naming
+   it and its log.
+4. Here: ``dvc repro --pull [targets]``: every task's stage is restored from the
+   run-cache (its outputs pulled from the remote), nothing of the pool runs again, and
+   the stages after it (``collect`` …) run.
+
+What runs where never changes a stage's command, dependencies or params: results are
+byte-identical to a serial ``dvc repro`` (tests/test_launch.py checks it, with SLURM).
+Logs: ``<work-dir>/<stage>.log`` per task (every attempt appended), submitit's own files
+under ``<work-dir>/submitit/``, the assembly's in ``<work-dir>/assemble.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Stage groups whose stages read nothing but the outputs of UPSTREAM (or nothing at
+# all), so any number of them can run at once once UPSTREAM is done.
+POOL_GROUPS = ("train", "spectral", "pc_bias", "spectral_cls", "erank_depth", "tradeoff",
+               "ridgeless")
+UPSTREAM = ("generate", "split")
+# What a task checks out must be what this clone runs: these paths must be committed.
+COMMITTED = ("dvc.yaml", "params.yaml", "stages", "src")
+REMOTE_NAME = "launch"
+_TRAIN = re.compile(r"^train@(?P<noise>[^-]+)-(?P<width>\d+)-(?P<block>\d+)$")
+
+
+def group(stage: str) -> str:
+    """``train@0.0-4-0`` -> ``train``; a stage without ``@`` is its own group."""
+    return stage.split("@", 1)[0]
+
+
+def pool_order(stages: Sequence[str]) -> list[str]:
+    """The pool's stages, longest first so that no long task starts last: studies (one
+    process each, minutes at the default size), then train blocks by decreasing width."""
+    def key(stage: str):
+        m = _TRAIN.match(stage)
+        return (0, 0, stage) if m is None else (1, -int(m["width"]), stage)
+
+    return sorted((s for s in stages if group(s) in POOL_GROUPS), key=key)
+
+
+def dvc(*args: str) -> list[str]:
+    """A DVC command run with this interpreter (the project's environment)."""
+    return [sys.executable, "-m", "dvc", *args]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One pool stage to run in a clone of ``repo`` at ``commit``."""
+
+    stage: str
+    repo: str
+    commit: str
+    remote_url: str
+    workdir: str  # the task's clone (removed after success)
+    log: str
+    threads: int  # 0: the allocation's (SLURM_CPUS_PER_TASK) or torch's default
+    gpu: str | None = None  # local executor: the one GPU this task sees
+
+
+def _step(cmd: list[str], cwd: Path, log, env: dict[str, str]) -> None:
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    r = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[2:] if cmd[1:2] == ['-m'] else cmd)} exited "
+                           f"{r.returncode}")
+
+
+def run_task(task: Task) -> str:
+    """The body of one array task (submitit pickles a reference to this function): clone,
+    ``dvc repro --pull <stage>``, ``dvc push --run-cache``; the clone is removed on
+    success. Returns the stage name."""
+    work = Path(task.workdir)
+    env = dict(os.environ)
+    threads = task.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    if task.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = task.gpu
+    with open(task.log, "a") as log:
+        log.write(f"--- {task.stage} on {os.uname().nodename}, pid {os.getpid()}, "
+                  f"{threads or 'default'} threads\n")
+        shutil.rmtree(work, ignore_errors=True)  # a killed earlier attempt's clone
+        _step(["git", "clone", "-q", "--shared", "--no-checkout", task.repo, str(work)],
+              Path(task.repo), log, env)
+        _step(["git", "checkout", "-q", "--detach", task.commit], work, log, env)
+        # the shared remote as this clone's default (what `dvc remote add --local -d` writes,
+        # without starting DVC once more)
+        (work / ".dvc" / "config.local").write_text(
+            f'[core]\n    remote = {REMOTE_NAME}\n[\'remote "{REMOTE_NAME}"\']\n'
+            f"    url = {task.remote_url}\n")
+        _step(dvc("repro", "--pull", task.stage), work, log, env)
+        _step(dvc("push", "--run-cache"), work, log, env)
+        log.write(f"--- {task.stage} done\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return task.stage
+
+
+# ---------------------------------------------------------------- the launcher
+@dataclass
+class Options:
+    """``biasvar launch``'s arguments, checked (see ``add_parser``)."""
+
+    executor: str = "local"
+    jobs: int = 0  # local: tasks at a time (0: one per core, or one per GPU)
+    max_parallel: int = 0  # slurm: array tasks at a time (0: no limit)
+    remote: str | None = None
+    partition: str | None = None
+    cpus_per_task: int = 0
+    gpus_per_task: int = 0
+    mem: str | None = None
+    time: int = 60  # minutes per task
+    retries: int = 1
+    work_dir: str | None = None
+    targets: tuple[str, ...] = ()
+
+
+def add_parser(sub) -> None:
+    """The ``launch`` subcommand of the ``biasvar`` console script."""
+    from biasvar.tools.cli import int_in
+
+    p = sub.add_parser("launch", help="train the out-of-date blocks as a job array "
+                       "(local processes or SLURM), then the rest of the pipeline",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("targets", nargs="*", help="dvc repro targets of the assembly (default: all)")
+    p.add_argument("--executor", choices=("local", "slurm"), default="local")
+    p.add_argument("-j", "--jobs", type=int_in(0, 1024), default=0,
+                   help="local: tasks at a time (default: one per GPU, else one per core)")
+    p.add_argument("--max-parallel", type=int_in(0, 100_000), default=0,
+                   help="slurm: array tasks at a time (default: no limit)")
+    p.add_argument("--remote", help="the DVC remote the tasks share: a remote's name or a "
+                   "directory every task can reach (default: the default remote)")
+    p.add_argument("--partition", help="slurm partition")
+    p.add_argument("--cpus-per-task", type=int_in(0, 4096), default=0,
+                   help="threads of a task (local default: cores // jobs)")
+    p.add_argument("--gpus-per-task", type=int_in(0, 64), default=0)
+    p.add_argument("--mem", help="slurm memory per task, e.g. 8G")
+    p.add_argument("--time", type=int_in(1, 100_000), default=60,
+                   help="slurm time limit per task, minutes (default 60)")
+    p.add_argument("--retries", type=int_in(0, 100), default=1,
+                   help="resubmissions of a failed task (default 1)")
+    p.add_argument("--work-dir", help="clones and logs (default .dvc/tmp/launch/<time>)")
+
+
+def _git(*args: str, cwd: Path) -> str:
+    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        from biasvar.core.errors import InputError
+
+        raise InputError(f"git {' '.join(args)}: {r.stderr.strip() or r.returncode}")
+    return r.stdout
+
+
+def _quiet(cmd: list[str], cwd: Path, log: Path | None = None) -> str:
+    """Run ``cmd``; on failure one ``InputError`` line with the command and its last line."""
+    from biasvar.core.errors import InputError
+
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if log is not None:
+        with open(log, "a") as f:
+            f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+    if r.returncode != 0:
+        last = (r.stderr.strip() or r.stdout.strip() or "no output").splitlines()[-1]
+        shown = " ".join(cmd[2:]) if cmd[1:2] == ["-m"] else " ".join(cmd)
+        raise InputError(f"{shown} failed: {last}" + (f" (log: {log})" if log else ""))
+    return r.stdout
+
+
+def remote_url(root: Path, remote: str | None) -> str:
+    """The URL of the shared remote (``--remote`` a name or a directory; None: the default
+    remote), made the default remote of this clone so that ``dvc repro --pull`` uses it."""
+    from biasvar.core.errors import InputError
+
+    names = dict(line.split(None, 1) for line in
+                 _quiet(dvc("remote", "list"), root).splitlines() if line.strip())
+    if remote is None:
+        r = subprocess.run(dvc("remote", "default"), cwd=root, capture_output=True, text=True)
+        default = r.stdout.strip() if r.returncode == 0 else ""
+        if not default or default not in names:
+            raise InputError("--remote: none given and no default DVC remote; give a directory "
+                             "every task can reach (e.g. on the shared file system) or a "
+                             "remote's name")
+        return names[default].strip()
+    if remote in names:
+        url = names[remote].strip()
+        name = remote
+    else:
+        path = Path(remote).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise InputError(f"--remote {remote}: not a directory nor a remote's name "
+                             f"(remotes: {', '.join(names) or 'none'})")
+        path.mkdir(parents=True, exist_ok=True)
+        url, name = str(path), REMOTE_NAME
+        _quiet(dvc("remote", "add", "--local", "-f", name, url), root)
+    _quiet(dvc("remote", "default", "--local", name), root)
+    return url
+
+
+def check_committed(root: Path) -> str:
+    """The commit every task checks out; refuses uncommitted pipeline files."""
+    from biasvar.core.errors import InputError
+
+    commit = _git("rev-parse", "HEAD", cwd=root).strip()
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *COMMITTED, cwd=root)
+    if dirty:
+        first = dirty.splitlines()[0][3:]  # porcelain: two status letters, a space
+        raise InputError(f"{first}: not committed; every task checks out the commit "
+                         f"{commit[:8]}, so commit {', '.join(COMMITTED)} first")
+    return commit
+
+
+def local_slots(jobs: int, cpus_per_task: int, gpus_per_task: int) -> tuple[int, int, list]:
+    """(tasks at a time, threads per task, GPU ids) of the local executor: one task per
+    GPU when there are GPUs, else one per core; threads split the cores evenly so that the
+    tasks never oversubscribe them."""
+    cores = os.cpu_count() or 1
+    gpus = []
+    if gpus_per_task:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpus = ([g for g in visible.split(",") if g.strip() not in ("", "-1")]
+                if visible is not None else [str(i) for i in range(_count_gpus())])
+    jobs = jobs or (len(gpus) if gpus else cores)
+    return jobs, cpus_per_task or max(1, cores // jobs), gpus
+
+
+def _count_gpus() -> int:
+    try:
+        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in r.stdout.splitlines())
+
+
+def _executor(opts: Options, folder: Path, threads: int):
+    import submitit
+
+    if opts.executor == "slurm":
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        params = {"timeout_min": opts.time, "slurm_array_parallelism": opts.max_parallel or 1000,
+                  "name": "biasvar"}
+        if opts.cpus_per_task:
+            params["cpus_per_task"] = opts.cpus_per_task
+        if opts.gpus_per_task:
+            params["slurm_gpus_per_task"] = opts.gpus_per_task
+        if opts.partition:
+            params["slurm_partition"] = opts.partition
+        if opts.mem:
+            params["slurm_mem"] = opts.mem
+        ex.update_parameters(**params)
+        return ex
+    ex = submitit.AutoExecutor(folder=folder, cluster="local")
+    ex.update_parameters(timeout_min=opts.time)
+    return ex
+
+
+def _failed(job) -> str | None:
+    """None when ``job`` (done) succeeded, else why it did not."""
+    try:
+        job.result()
+        return None
+    except Exception as e:  # a failing command, a killed process, a SLURM cancel
+        text = str(e).strip().splitlines()
+        return (text[-1] if text else type(e).__name__)[:300]
+
+
+def run_pool(tasks: list[Task], opts: Options, folder: Path, jobs: int,
+             progress=print, poll_s: float = 0.5) -> None:
+    """Run ``tasks`` on the executor: SLURM as one job array per round (the failed ones
+    resubmitted as the next round), local processes ``jobs`` at a time. Raises one
+    ``InputError`` line naming a task that failed ``retries + 1`` times and its log."""
+
+    ex = _executor(opts, folder, tasks[0].threads if tasks else 0)
+    attempts = {t.stage: 0 for t in tasks}
+    pending = list(tasks)
+    running: dict = {}  # job -> task
+    done: list[str] = []
+    try:
+        _loop(ex, opts, jobs, attempts, pending, running, done, len(tasks), progress, poll_s)
+    except BaseException:  # a failed task, Ctrl-C, SIGTERM: no task outlives the launcher
+        for job in running:
+            job.cancel(check=False)
+        raise
+
+
+def _loop(ex, opts: Options, jobs: int, attempts: dict, pending: list, running: dict,
+          done: list, total: int, progress, poll_s: float) -> None:
+    from biasvar.core.errors import InputError
+
+    shown = None
+    while pending or running:
+        if opts.executor == "slurm":
+            if pending and not running:  # one array per round
+                jobs_ = ex.map_array(run_task, pending)
+                for t, j in zip(pending, jobs_, strict=True):
+                    attempts[t.stage] += 1
+                    running[j] = t
+                pending = []
+        else:
+            while pending and len(running) < jobs:
+                t = pending.pop(0)
+                attempts[t.stage] += 1
+                running[ex.submit(run_task, t)] = t
+        for j in [j for j in running if j.done()]:
+            t = running.pop(j)
+            why = _failed(j)
+            if why is None:
+                done.append(t.stage)
+            elif attempts[t.stage] <= opts.retries:
+                progress(f"launch: {t.stage} failed ({why}); retrying "
+                         f"({attempts[t.stage]}/{opts.retries + 1} attempts)")
+                pending.append(t)
+            else:  # the rest is cancelled by run_pool: the run cannot complete
+                raise InputError(f"task {t.stage} failed {attempts[t.stage]} times "
+                                 f"({why}); its log: {t.log}")
+        line = (f"launch: {len(done)}/{total} done, {len(running)} running, "
+                f"{len(pending)} waiting")
+        if line != shown:
+            progress(line)
+            shown = line
+        if pending or running:
+            time.sleep(poll_s)
+
+
+def launch(opts: Options, root: Path, progress=print) -> dict:
+    """The whole run (module docstring); returns what ran: ``{"pool": [...], "assembly":
+    [stages run by the assembly]}``."""
+    from biasvar.core.errors import InputError
+
+    root = root.resolve()
+    commit = check_committed(root)
+    url = remote_url(root, opts.remote)
+    work = Path(opts.work_dir or root / ".dvc" / "tmp" / "launch" /
+                time.strftime("%Y%m%d-%H%M%S")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    upstream_log = work / "upstream.log"
+    progress("launch: dvc repro " + " ".join(UPSTREAM))
+    _quiet(dvc("repro", *UPSTREAM), root, upstream_log)
+    _quiet(dvc("push", "--run-cache"), root, upstream_log)
+    # the pool stages the targets need (all of them without targets), out of date
+    scope = ["--with-deps", *opts.targets] if opts.targets else []
+    stages = pool_order(json.loads(_quiet(dvc("status", "--json", *scope), root) or "{}"))
+    if opts.executor == "local":
+        jobs, threads, gpus = local_slots(opts.jobs, opts.cpus_per_task, opts.gpus_per_task)
+    else:
+        jobs, threads, gpus = 0, 0, []
+    tasks = [Task(stage=s, repo=str(root), commit=commit, remote_url=url,
+                  workdir=str(work / "clones" / s), log=str(work / f"{s}.log"),
+                  threads=threads, gpu=gpus[i % len(gpus)] if gpus else None)
+             for i, s in enumerate(stages)]
+    progress(f"launch: {len(tasks)} tasks on {opts.executor}"
+             + (f", {jobs} at a time, {threads} threads each" if opts.executor == "local"
+                else "") + f"; logs in {work}")
+    if tasks:
+        run_pool(tasks, opts, work / "submitit", jobs, progress)
+    assemble_log = work / "assemble.log"
+    progress("launch: dvc repro --pull " + " ".join(opts.targets))
+    out = _quiet(dvc("repro", "--pull", *opts.targets), root, assemble_log)
+    ran = re.findall(r"Running stage '([^']+)'", out)
+    again = [s for s in ran if s in stages or group(s) in UPSTREAM]
+    if again:
+        raise InputError(f"assembly reran {', '.join(again)} (not restored from the "
+                         f"run-cache); see {assemble_log}")
+    return {"pool": stages, "assembly": ran, "work_dir": str(work)}

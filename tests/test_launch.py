@@ -1,0 +1,155 @@
+"""``biasvar launch`` (``biasvar.cli.launch``): the checks before any work, the local
+executor's CPU split, and the pool's retry logic on a fake executor. The runs through
+DVC, locally and on SLURM, are pipeline tests (tests/test_pipeline.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from biasvar.cli import launch as L
+from biasvar.core.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pool_order_puts_studies_first_then_wide_blocks():
+    stages = ["collect", "train@0.0-4-0", "train@0.15-64-1", "tradeoff", "generate@0.0",
+              "train@0.0-64-0", "spectral@relu-equal"]
+    assert L.pool_order(stages) == ["spectral@relu-equal", "tradeoff", "train@0.0-64-0",
+                                    "train@0.15-64-1", "train@0.0-4-0"]
+
+
+def test_local_slots_split_the_cores_and_give_each_task_a_gpu(monkeypatch):
+    monkeypatch.setattr(L.os, "cpu_count", lambda: 8)
+    assert L.local_slots(2, 0, 0) == (2, 4, [])
+    assert L.local_slots(3, 0, 0) == (3, 2, [])  # never more threads than cores
+    assert L.local_slots(0, 0, 0) == (8, 1, [])  # default: one task per core
+    assert L.local_slots(2, 3, 0) == (2, 3, [])  # --cpus-per-task wins
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert L.local_slots(0, 0, 1) == (2, 4, ["2", "5"])  # one task per GPU
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@e"],
+                ["git", "config", "user.name", "t"]):
+        subprocess.run(cmd, cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    (repo / "params.yaml").write_text("a: 1\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "x"], cwd=repo, check=True)
+    return repo
+
+
+def test_uncommitted_pipeline_files_are_refused_in_one_line(tmp_path):
+    repo = _repo(tmp_path)
+    commit = L.check_committed(repo)
+    assert len(commit) == 40
+    (repo / "params.yaml").write_text("a: 2\n")
+    with pytest.raises(InputError, match=r"^params.yaml: not committed; every task checks "
+                       rf"out the commit {commit[:8]}, so commit dvc.yaml, params.yaml"):
+        L.check_committed(repo)
+
+
+def test_the_cli_names_a_missing_remote_before_any_work(tmp_path):
+    repo = _repo(tmp_path)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    r = subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch"], cwd=repo,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: --remote: none given and no default DVC remote")
+    assert r.stderr.count("\n") == 1
+    assert not (repo / ".dvc" / "tmp" / "launch").exists()  # nothing started
+
+
+class FakeJob:
+    def __init__(self, task, fail: bool):
+        self.task, self.fail, self.cancelled = task, fail, False
+
+    def done(self):
+        return True
+
+    def result(self):
+        if self.fail:
+            raise RuntimeError(f"{self.task.stage}: dvc repro exited -9")
+        return self.task.stage
+
+    def cancel(self, check=True):
+        self.cancelled = True
+
+
+class FakeExecutor:
+    """Fails each stage's first ``fails[stage]`` attempts."""
+
+    def __init__(self, fails: dict[str, int]):
+        self.fails, self.calls = dict(fails), []
+
+    def _job(self, task):
+        self.calls.append(task.stage)
+        n = self.fails.get(task.stage, 0)
+        self.fails[task.stage] = n - 1
+        return FakeJob(task, n > 0)
+
+    def submit(self, fn, task):
+        return self._job(task)
+
+    def map_array(self, fn, tasks):
+        return [self._job(t) for t in tasks]
+
+
+def _tasks(tmp_path, *stages):
+    return [L.Task(stage=s, repo=str(tmp_path), commit="c", remote_url="r",
+                   workdir=str(tmp_path / s), log=str(tmp_path / f"{s}.log"), threads=1)
+            for s in stages]
+
+
+@pytest.mark.parametrize("executor", ["local", "slurm"])
+def test_a_failed_task_is_retried_then_named_with_its_log(tmp_path, monkeypatch, executor):
+    fake = FakeExecutor({"train@0.0-8-1": 1})
+    monkeypatch.setattr(L, "_executor", lambda *a: fake)
+    lines = []
+    opts = L.Options(executor=executor, retries=1)
+    L.run_pool(_tasks(tmp_path, "train@0.0-8-0", "train@0.0-8-1"), opts, tmp_path, 2,
+               lines.append, poll_s=0)
+    assert fake.calls.count("train@0.0-8-1") == 2 and fake.calls.count("train@0.0-8-0") == 1
+    assert any("train@0.0-8-1 failed (train@0.0-8-1: dvc repro exited -9); retrying" in x
+               for x in lines)
+    assert lines[-1] == "launch: 2/2 done, 0 running, 0 waiting"
+    fake = FakeExecutor({"train@0.0-8-1": 5})
+    monkeypatch.setattr(L, "_executor", lambda *a: fake)
+    with pytest.raises(InputError, match=r"^task train@0.0-8-1 failed 2 times \(.*exited -9\); "
+                       rf"its log: {tmp_path / 'train@0.0-8-1.log'}$"):
+        L.run_pool(_tasks(tmp_path, "train@0.0-8-1"), opts, tmp_path, 2, lines.append,
+                   poll_s=0)
+
+
+def test_the_local_executor_never_runs_more_than_jobs_at_once(tmp_path, monkeypatch):
+    running, peak = set(), [0]
+
+    class Slow(FakeJob):
+        def __init__(self, task):
+            super().__init__(task, False)
+            running.add(task.stage)
+            peak[0] = max(peak[0], len(running))
+            self.polls = 0
+
+        def done(self):
+            self.polls += 1
+            if self.polls > 2:
+                running.discard(self.task.stage)
+                return True
+            return False
+
+    class Ex(FakeExecutor):
+        def submit(self, fn, task):
+            return Slow(task)
+
+    monkeypatch.setattr(L, "_executor", lambda *a: Ex({}))
+    L.run_pool(_tasks(tmp_path, *[f"train@0.0-{w}-0" for w in range(7)]),
+               L.Options(executor="local"), tmp_path, 3, lambda _: None, poll_s=0)
+    assert peak[0] == 3
