@@ -53,11 +53,11 @@ lint:
 	ruff check .
 
 test: install lint
-	python -m pytest -q --durations=15
+	python -m pytest -q -n auto --dist loadfile --durations=15
 	$(DOCS_BUILD)
 
 test-fast: install lint
-	python -m pytest -q -m "not pipeline"
+	python -m pytest -q -n auto --dist loadfile -m "not pipeline"
 
 docs: install
 	$(DOCS_BUILD)
