@@ -47,6 +47,7 @@ fragments: install
 	python bench/bench_train.py --render bench/results/bench.json
 	python bench/bench_generic.py --render bench/results/generic.json
 	python bench/bench_analyze.py --render bench/results/analyze.json
+	python bench/bench_launch.py --render bench/results/launch.json
 	python -m biasvar.tools.fragments
 
 lint:

@@ -34,6 +34,7 @@ FRAGMENTS = {
     "bench/results/bench.md": "performance.md",
     "bench/results/generic.md": "performance.md",
     "bench/results/analyze.md": "performance.md",
+    "bench/results/launch.md": "scaling.md",
     "reports/comparison.md": "results.md",
 }
 # Modules the API reference must document, besides every study module.

@@ -153,3 +153,17 @@ def test_the_local_executor_never_runs_more_than_jobs_at_once(tmp_path, monkeypa
     L.run_pool(_tasks(tmp_path, *[f"train@0.0-{w}-0" for w in range(7)]),
                L.Options(executor="local"), tmp_path, 3, lambda _: None, poll_s=0)
     assert peak[0] == 3
+
+
+def test_the_committed_benchmark_page_is_its_record():
+    """bench/results/launch.md is the rendering of launch.json (the docs include it), and
+    the record says both runs produced the same logits."""
+    import json
+
+    from conftest import load_bench
+
+    bench = load_bench("bench_launch")
+    rec = json.loads((ROOT / "bench" / "results" / "launch.json").read_text())
+    assert (ROOT / "bench" / "results" / "launch.md").read_text() == bench.render(rec)
+    assert rec["identical"] is True and rec["jobs"] == 2
+    assert f"**{rec['launch_s'] / rec['parallel_s']:.2f}**" in bench.render(rec)

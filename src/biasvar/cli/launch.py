@@ -92,7 +92,9 @@ class Task:
 def _step(cmd: list[str], cwd: Path, log, env: dict[str, str]) -> None:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
+    t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    log.write(f"  ({time.perf_counter() - t0:.1f} s, exit {r.returncode})\n")
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[2:] if cmd[1:2] == ['-m'] else cmd)} exited "
                            f"{r.returncode}")
