@@ -40,34 +40,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Stage groups whose stages read nothing but the outputs of UPSTREAM (or nothing at
-# all), so any number of them can run at once once UPSTREAM is done.
-POOL_GROUPS = ("train", "spectral", "pc_bias", "spectral_cls", "erank_depth", "tradeoff",
-               "ridgeless")
-UPSTREAM = ("generate", "split")
+# Which stages the pool runs, in which order, and the GPUs it sees are the thread pool's
+# (biasvar.tools.parallel, which launch replaces; they move here when it goes).
+from biasvar.tools.parallel import UPSTREAM, detect_gpus, group, pool_order
+
 # What a task checks out must be what this clone runs: these paths must be committed.
 COMMITTED = ("dvc.yaml", "params.yaml", "stages", "src")
 REMOTE_NAME = "launch"
-_TRAIN = re.compile(r"^train@(?P<noise>[^-]+)-(?P<width>\d+)-(?P<block>\d+)$")
-
-
-def group(stage: str) -> str:
-    """``train@0.0-4-0`` -> ``train``; a stage without ``@`` is its own group."""
-    return stage.split("@", 1)[0]
-
-
-def pool_order(stages: Sequence[str]) -> list[str]:
-    """The pool's stages, longest first so that no long task starts last: studies (one
-    process each, minutes at the default size), then train blocks by decreasing width."""
-    def key(stage: str):
-        m = _TRAIN.match(stage)
-        return (0, 0, stage) if m is None else (1, -int(m["width"]), stage)
-
-    return sorted((s for s in stages if group(s) in POOL_GROUPS), key=key)
 
 
 def dvc(*args: str) -> list[str]:
@@ -248,21 +230,9 @@ def local_slots(jobs: int, cpus_per_task: int, gpus_per_task: int) -> tuple[int,
     GPU when there are GPUs, else one per core; threads split the cores evenly so that the
     tasks never oversubscribe them."""
     cores = os.cpu_count() or 1
-    gpus = []
-    if gpus_per_task:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpus = ([g for g in visible.split(",") if g.strip() not in ("", "-1")]
-                if visible is not None else [str(i) for i in range(_count_gpus())])
+    gpus = detect_gpus() if gpus_per_task else []
     jobs = jobs or (len(gpus) if gpus else cores)
     return jobs, cpus_per_task or max(1, cores // jobs), gpus
-
-
-def _count_gpus() -> int:
-    try:
-        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(line.startswith("GPU ") for line in r.stdout.splitlines())
 
 
 def _executor(opts: Options, folder: Path, threads: int):
