@@ -56,15 +56,26 @@ def test_uncommitted_pipeline_files_are_refused_in_one_line(tmp_path):
         L.check_committed(repo)
 
 
-def test_the_cli_names_a_missing_remote_before_any_work(tmp_path):
+def test_a_remote_that_is_a_file_is_refused_before_any_work(tmp_path):
     repo = _repo(tmp_path)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
-    r = subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch"], cwd=repo,
-                       capture_output=True, text=True)
+    (tmp_path / "afile").write_text("x")
+    r = subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch", "--remote",
+                        str(tmp_path / "afile")], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.startswith("error: --remote: none given and no default DVC remote")
+    assert r.stderr.startswith(f"error: --remote {tmp_path / 'afile'}: not a directory nor "
+                               "a remote's name (remotes: none)"), r.stderr
     assert r.stderr.count("\n") == 1
     assert not (repo / ".dvc" / "tmp" / "launch").exists()  # nothing started
+
+
+def test_without_a_remote_the_tasks_share_the_repository_cache(tmp_path):
+    repo = _repo(tmp_path)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    assert L.cache_dir(repo) == str((repo / ".dvc" / "cache").resolve())
+    subprocess.run([sys.executable, "-m", "dvc", "cache", "dir", "--local",
+                    str(tmp_path / "elsewhere")], cwd=repo, check=True)
+    assert L.cache_dir(repo) == str((tmp_path / "elsewhere").resolve())
 
 
 class FakeJob:

@@ -285,7 +285,8 @@ def _digests(folder: Path) -> dict[str, str]:
 @pytest.mark.pipeline
 @pytest.mark.parametrize("executor", ["local", "slurm"])
 def test_launch_matches_a_serial_repro_after_a_killed_task(tiny_project, tmp_path, executor):
-    """``biasvar launch`` on a fresh copy (empty cache) with a local-directory remote: one
+    """``biasvar launch`` on a fresh copy (empty cache) — local: the tasks write into the
+    copy's cache; slurm: through a local-directory remote (``--remote``) — one
     train task is SIGKILLed on its first attempt and retried; the assembly restores every
     block from the run-cache (no train stage runs in it: launch refuses otherwise and
     the log shows none); the collected logits are byte-identical to the module's serial
@@ -300,10 +301,10 @@ def test_launch_matches_a_serial_repro_after_a_killed_task(tiny_project, tmp_pat
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(KILL_ONCE)
     env = {**_env(), "PYTHONPATH": str(hook), "BIASVAR_TEST_KILL_ONCE": str(tmp_path / "killed")}
-    width = ["-j", "2"] if executor == "local" else ["--max-parallel", "4"]
+    width = (["-j", "2"] if executor == "local" else
+             ["--max-parallel", "4", "--remote", str(tmp_path / "remote")])
     r = subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch", "--executor",
-                        executor, *width, "--cpus-per-task", "1", "--remote",
-                        str(tmp_path / "remote"), "--retries", "1",
+                        executor, *width, "--cpus-per-task", "1", "--retries", "1",
                         "--work-dir", str(tmp_path / "work"), "collect"],
                        cwd=proj, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -313,6 +314,8 @@ def test_launch_matches_a_serial_repro_after_a_killed_task(tiny_project, tmp_pat
     log = (tmp_path / "work" / "assemble.log").read_text()
     assert "Running stage 'train@" not in log and "Running stage 'collect'" in log
     assert not list((tmp_path / "work").glob("clones/*"))  # every clone removed
+    # where the blocks went: the remote, or (no remote) the copy's own cache only
+    assert (tmp_path / "remote").is_dir() == (executor == "slurm")
     got = _digests(proj / "data" / "sources" / "train" / "logits")
     want = _digests(tiny_project / "data" / "sources" / "train" / "logits")
     assert sorted(got) == ["noise-0.0_width-4.parquet", "noise-0.0_width-8.parquet"]

@@ -2,33 +2,39 @@
 array through submitit, then the rest of the pipeline with every one of them restored
 from DVC's run-cache.
 
-    biasvar launch [--executor local|slurm] [-j N] --remote DIR_OR_NAME [targets ...]
+    biasvar launch [--executor local|slurm] [-j N] [--remote DIR_OR_NAME] [targets ...]
 
 1. Checks before any work: a git repository whose ``dvc.yaml``, ``params.yaml``,
-   ``stages/`` and ``src/`` are committed (every task checks out that commit), a DVC
-   remote every task can reach (``--remote``: a configured remote's name, or a
-   directory, added as the remote ``launch`` in ``.dvc/config.local``; it becomes the
-   default remote of this clone, which ``dvc repro --pull`` uses), the arguments.
-2. Here, serially: ``dvc repro generate split`` (cheap; what every block reads), then
-   ``dvc push --run-cache``.
+   ``stages/`` and ``src/`` are committed (every task checks out that commit), the
+   arguments, and with ``--remote`` a DVC remote every task can reach (a configured
+   remote's name, or a directory, added as the remote ``launch`` in ``.dvc/config.local``).
+2. Here, serially: ``dvc repro generate split`` (cheap; what every block reads).
 3. The pool: every stage of ``POOL_GROUPS`` that ``dvc status`` lists as out of date is
    one task, longest first. A task clones the repository at the commit
-   (``git clone --shared``: objects shared, no copy), runs ``dvc repro --pull <stage>``
-   there (``generate``/``split`` are found in the run-cache, never rerun) and
-   ``dvc push --run-cache``. ``--executor slurm`` submits the tasks as one SLURM job
-   array (``--max-parallel`` tasks at a time); ``local`` runs them as processes of this
-   machine, ``-j`` at a time, each with ``cores // j`` threads (its allocation:
-   ``OMP_NUM_THREADS``, which torch takes its thread count from). A failed task is
-   resubmitted up to ``--retries`` times; a task that fails for good is one line naming
-   it and its log.
-4. Here: ``dvc repro --pull [targets]``: every task's stage is restored from the
-   run-cache (its outputs pulled from the remote), nothing of the pool runs again, and
-   the stages after it (``collect`` …) run.
+   (``git clone --shared``: objects shared, no copy), takes this repository's
+   ``dvc.lock``, restores ``generate``/``split``'s outputs and runs
+   ``dvc repro -s <stage>``. Where the outputs go:
+
+   - without ``--remote``, into this repository's cache (DVC's shared cache: the clone's
+     ``cache.dir``), which a task sees because it sees the repository it clones;
+   - with ``--remote``, into the clone's own cache, pulled from and pushed to the remote
+     (``dvc pull generate split``, then ``dvc push --run-cache``): for tasks that must
+     not write into this repository's cache, or results that collaborators pull.
+
+   ``--executor slurm`` submits the tasks as one SLURM job array (``--max-parallel``
+   tasks at a time); ``local`` runs them as processes of this machine, ``-j`` at a time,
+   each with ``cores // j`` threads (its allocation: ``OMP_NUM_THREADS``, which torch
+   takes its thread count from). A failed task is resubmitted up to ``--retries`` times;
+   a task that fails for good is one line naming it and its log.
+4. Here: ``dvc repro [targets]`` (``--pull`` with a remote): every task's stage is
+   restored from the run-cache, nothing of the pool runs again, and the stages after it
+   (``collect`` …) run.
 
 What runs where never changes a stage's command, dependencies or params: results are
-byte-identical to a serial ``dvc repro`` (tests/test_launch.py checks it, with SLURM).
-Logs: ``<work-dir>/<stage>.log`` per task (every attempt appended), submitit's own files
-under ``<work-dir>/submitit/``, the assembly's in ``<work-dir>/assemble.log``.
+byte-identical to a serial ``dvc repro`` (tests/test_pipeline.py checks it, with SLURM).
+Logs: ``<work-dir>/<stage>.log`` per task (every attempt appended, each step timed),
+submitit's own files under ``<work-dir>/submitit/``, the assembly's in
+``<work-dir>/assemble.log``.
 """
 
 from __future__ import annotations
@@ -64,11 +70,12 @@ class Task:
     stage: str
     repo: str
     commit: str
-    remote_url: str
+    remote_url: str  # "": the repository's cache is shared (cache_dir)
     workdir: str  # the task's clone (removed after success)
     log: str
     threads: int  # 0: the allocation's (SLURM_CPUS_PER_TASK) or torch's default
     gpu: str | None = None  # local executor: the one GPU this task sees
+    cache_dir: str = ""  # the repository's cache, when shared
 
 
 def _step(cmd: list[str], cwd: Path, log, env: dict[str, str]) -> None:
@@ -83,9 +90,10 @@ def _step(cmd: list[str], cwd: Path, log, env: dict[str, str]) -> None:
 
 
 def run_task(task: Task) -> str:
-    """The body of one array task (submitit pickles a reference to this function): clone,
-    ``dvc repro --pull <stage>``, ``dvc push --run-cache``; the clone is removed on
-    success. Returns the stage name."""
+    """The body of one array task (submitit pickles a reference to this function): clone
+    at the commit, restore ``generate``/``split``, ``dvc repro -s <stage>`` (and
+    ``dvc push --run-cache`` with a remote); the clone is removed on success. Returns the
+    stage name."""
     work = Path(task.workdir)
     env = dict(os.environ)
     threads = task.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
@@ -100,13 +108,23 @@ def run_task(task: Task) -> str:
         _step(["git", "clone", "-q", "--shared", "--no-checkout", task.repo, str(work)],
               Path(task.repo), log, env)
         _step(["git", "checkout", "-q", "--detach", task.commit], work, log, env)
-        # the shared remote as this clone's default (what `dvc remote add --local -d` writes,
-        # without starting DVC once more)
+        # The repository's lock: generate/split as the launcher just ran them (their
+        # entries need not be committed); the rest of it is what the task's stage replaces.
+        lock = Path(task.repo) / "dvc.lock"
+        if lock.exists():
+            shutil.copyfile(lock, work / "dvc.lock")
+        # What `dvc cache dir --local` / `dvc remote add --local -d` write, without
+        # starting DVC once more.
         (work / ".dvc" / "config.local").write_text(
+            f"[cache]\n    dir = {task.cache_dir}\n" if task.cache_dir else
             f'[core]\n    remote = {REMOTE_NAME}\n[\'remote "{REMOTE_NAME}"\']\n'
             f"    url = {task.remote_url}\n")
-        _step(dvc("repro", "--pull", task.stage), work, log, env)
-        _step(dvc("push", "--run-cache"), work, log, env)
+        _step(dvc("checkout" if task.cache_dir else "pull", *UPSTREAM), work, log, env)
+        # -s: this stage only (its upstream is restored, not re-checked); a run-cache hit
+        # (an earlier attempt that got as far as saving) is restored instead of rerun.
+        _step(dvc("repro", "-s", task.stage), work, log, env)
+        if not task.cache_dir:
+            _step(dvc("push", "--run-cache"), work, log, env)
         log.write(f"--- {task.stage} done\n")
     shutil.rmtree(work, ignore_errors=True)
     return task.stage
@@ -144,8 +162,9 @@ def add_parser(sub) -> None:
                    help="local: tasks at a time (default: one per GPU, else one per core)")
     p.add_argument("--max-parallel", type=int_in(0, 100_000), default=0,
                    help="slurm: array tasks at a time (default: no limit)")
-    p.add_argument("--remote", help="the DVC remote the tasks share: a remote's name or a "
-                   "directory every task can reach (default: the default remote)")
+    p.add_argument("--remote", help="a DVC remote the tasks push to and the assembly pulls "
+                   "from: a remote's name or a directory every task can reach (default: "
+                   "none; the tasks write into this repository's cache)")
     p.add_argument("--partition", help="slurm partition")
     p.add_argument("--cpus-per-task", type=int_in(0, 4096), default=0,
                    help="threads of a task (local default: cores // jobs)")
@@ -182,21 +201,14 @@ def _quiet(cmd: list[str], cwd: Path, log: Path | None = None) -> str:
     return r.stdout
 
 
-def remote_url(root: Path, remote: str | None) -> str:
-    """The URL of the shared remote (``--remote`` a name or a directory; None: the default
-    remote), made the default remote of this clone so that ``dvc repro --pull`` uses it."""
+def remote_url(root: Path, remote: str) -> str:
+    """The URL of ``--remote`` (a configured remote's name, or a directory, added as the
+    remote ``launch``), made the default remote of this clone so that ``dvc repro --pull``
+    uses it."""
     from biasvar.core.errors import InputError
 
     names = dict(line.split(None, 1) for line in
                  _quiet(dvc("remote", "list"), root).splitlines() if line.strip())
-    if remote is None:
-        r = subprocess.run(dvc("remote", "default"), cwd=root, capture_output=True, text=True)
-        default = r.stdout.strip() if r.returncode == 0 else ""
-        if not default or default not in names:
-            raise InputError("--remote: none given and no default DVC remote; give a directory "
-                             "every task can reach (e.g. on the shared file system) or a "
-                             "remote's name")
-        return names[default].strip()
     if remote in names:
         url = names[remote].strip()
         name = remote
@@ -210,6 +222,14 @@ def remote_url(root: Path, remote: str | None) -> str:
         _quiet(dvc("remote", "add", "--local", "-f", name, url), root)
     _quiet(dvc("remote", "default", "--local", name), root)
     return url
+
+
+def cache_dir(root: Path) -> str:
+    """This repository's DVC cache directory (``cache.dir`` if set, else ``.dvc/cache``),
+    absolute: the tasks' ``cache.dir`` when no remote is given."""
+    r = subprocess.run(dvc("cache", "dir"), cwd=root, capture_output=True, text=True)
+    found = r.stdout.strip() if r.returncode == 0 else ""
+    return str(Path(found).resolve() if found else root / ".dvc" / "cache")
 
 
 def check_committed(root: Path) -> str:
@@ -332,14 +352,16 @@ def launch(opts: Options, root: Path, progress=print) -> dict:
 
     root = root.resolve()
     commit = check_committed(root)
-    url = remote_url(root, opts.remote)
+    url = remote_url(root, opts.remote) if opts.remote else ""
+    shared = "" if url else cache_dir(root)
     work = Path(opts.work_dir or root / ".dvc" / "tmp" / "launch" /
                 time.strftime("%Y%m%d-%H%M%S")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     upstream_log = work / "upstream.log"
     progress("launch: dvc repro " + " ".join(UPSTREAM))
     _quiet(dvc("repro", *UPSTREAM), root, upstream_log)
-    _quiet(dvc("push", "--run-cache"), root, upstream_log)
+    if url:
+        _quiet(dvc("push", *UPSTREAM), root, upstream_log)
     # the pool stages the targets need (all of them without targets), out of date
     scope = ["--with-deps", *opts.targets] if opts.targets else []
     stages = pool_order(json.loads(_quiet(dvc("status", "--json", *scope), root) or "{}"))
@@ -349,7 +371,8 @@ def launch(opts: Options, root: Path, progress=print) -> dict:
         jobs, threads, gpus = 0, 0, []
     tasks = [Task(stage=s, repo=str(root), commit=commit, remote_url=url,
                   workdir=str(work / "clones" / s), log=str(work / f"{s}.log"),
-                  threads=threads, gpu=gpus[i % len(gpus)] if gpus else None)
+                  threads=threads, gpu=gpus[i % len(gpus)] if gpus else None,
+                  cache_dir=shared)
              for i, s in enumerate(stages)]
     progress(f"launch: {len(tasks)} tasks on {opts.executor}"
              + (f", {jobs} at a time, {threads} threads each" if opts.executor == "local"
@@ -357,8 +380,9 @@ def launch(opts: Options, root: Path, progress=print) -> dict:
     if tasks:
         run_pool(tasks, opts, work / "submitit", jobs, progress)
     assemble_log = work / "assemble.log"
-    progress("launch: dvc repro --pull " + " ".join(opts.targets))
-    out = _quiet(dvc("repro", "--pull", *opts.targets), root, assemble_log)
+    pull = ["--pull"] if url else []
+    progress("launch: " + " ".join(["dvc", "repro", *pull, *opts.targets]))
+    out = _quiet(dvc("repro", *pull, *opts.targets), root, assemble_log)
     ran = re.findall(r"Running stage '([^']+)'", out)
     again = [s for s in ran if s in stages or group(s) in UPSTREAM]
     if again:
