@@ -7,13 +7,15 @@
 #                   for development
 #   make docs       the documentation site (mkdocs.yml) into site/, --strict: a broken link,
 #                   a missing included fragment or API object fails it
-#   make parallel JOBS=n   the pipeline with its blocks trained by n parallel jobs
-#                          (default: one per GPU, else one per core); docs/scaling.md
-#   make paper JOBS=n      the paper configuration (configs/paper.yaml), saved as experiment `paper`,
-#                          its provenance (lock, params, machine, per-stage time and memory)
-#                          in reports/provenance/paper
-#   make biases JOBS=n     the simplicity-bias grid (configs/biases.yaml), experiment `biases`,
-#                          report reports/biases, provenance in reports/provenance/biases
+#   make launch JOBS=n     the pipeline with its blocks trained as n parallel tasks
+#                          (biasvar launch; default: one per GPU, else one per core);
+#                          docs/scaling.md
+#   make paper JOBS=n      the paper configuration (configs/experiment/paper.yaml), saved as
+#                          experiment `paper`, its provenance (lock, params, machine,
+#                          per-stage time and memory) in reports/provenance/paper
+#   make biases JOBS=n     the simplicity-bias grid (configs/experiment/biases.yaml),
+#                          experiment `biases`, report reports/biases, provenance in
+#                          reports/provenance/biases
 #   make fragments         regenerate the fragments of every committed report and the bench
 #                          and copy them into README.md
 #   make exps              `dvc exp show` of the headline metrics, narrow
@@ -27,7 +29,7 @@ export NO_MKDOCS_2_WARNING := 1
 export DISABLE_MKDOCS_2_WARNING := true
 DOCS_BUILD := mkdocs build --strict
 
-.PHONY: install pipeline fragments test test-fast lint docs bench parallel paper biases exps
+.PHONY: install pipeline fragments test test-fast lint docs bench launch paper biases exps
 
 install:
 	bash scripts/install.sh
@@ -69,15 +71,15 @@ bench: install
 	python bench/bench_analyze.py
 
 JOBS ?=
-parallel: install
-	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS))
+launch: install
+	biasvar launch $(if $(JOBS),-j $(JOBS))
 
 paper: install
-	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/paper.yaml --exp paper \
+	biasvar launch $(if $(JOBS),-j $(JOBS)) -S +experiment=paper --name paper \
 		--provenance reports/provenance/paper
 
 biases: install
-	python -m biasvar.tools.parallel $(if $(JOBS),-j $(JOBS)) --config configs/biases.yaml --exp biases \
+	biasvar launch $(if $(JOBS),-j $(JOBS)) -S +experiment=biases --name biases \
 		--provenance reports/provenance/biases
 
 exps:

@@ -24,10 +24,10 @@ same work (the same logits after a few steps) and that ``generic`` / ``fast`` ar
 ``train_block`` trains.
 
 Cases (``CASES``): ``cnn2d`` on scikit-learn's 8x8 digits (1, 8, 8; 898 training
-images; width 16, batch 100, lr 0.003 as ``configs/digits.yaml``); a small
+images; width 16, batch 100, lr 0.003 as ``configs/experiment/digits.yaml``); a small
 pre-activation ``resnet`` (width 8, 3 stages of 1 block: 8/16/32 channels, GroupNorm)
 on CIFAR-like 3x32x32 Gaussian inputs (values do not change the timing; no CIFAR
-files needed), at batch 32 and at ``configs/cifar10.yaml``'s batch 128, lr 0.001; and
+files needed), at batch 32 and at ``configs/experiment/cifar10.yaml``'s batch 128, lr 0.001; and
 the MNIST-1D reference MLP (width 100, depth 2, residual, batch 100, lr 0.01, as
 ``bench/bench_train.py``). The variants of a case alternate (A B A B ...), ``--reps``
 times after an untimed warm-up, and the tables give medians, because this machine is

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = "HEAD"  # the last commit with biasvar.tools.parallel
+BASELINE = "833fdb1a9dc8491d9cacc3e6da38f0833d69ddaf"  # the last commit with biasvar.tools.parallel
 
 
 def _clone(dest: Path, commit: str = "HEAD") -> Path:

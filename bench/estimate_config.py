@@ -1,14 +1,14 @@
-"""Estimate the training time of a configuration (e.g. configs/paper.yaml) on this machine.
+"""Estimate the training time of a named configuration (e.g. paper) on this machine.
 
-Trains one block of every width of the merged params (params.yaml + the
-configuration's overrides) for ``--fraction`` of its steps with ``train_block``
-(the function the train stage calls), scales each block's time to the full
-step count (a step's cost does not change along training; evaluations every
-``log_every`` steps scale with it too), and multiplies by the number of noise
-levels and blocks. Adds a per-stage overhead (DVC, interpreter and torch
-start-up, saving) measured from the default pipeline, ~5 s per stage.
+Trains one block of every width of the composed params (params.yaml with ``-S
++experiment=NAME``, as ``dvc exp run`` and ``biasvar launch`` compose it) for
+``--fraction`` of its steps with ``train_block`` (the function the train stage calls),
+scales each block's time to the full step count (a step's cost does not change along
+training; evaluations every ``log_every`` steps scale with it too), and multiplies by
+the number of noise levels and blocks. Adds a per-stage overhead (DVC, interpreter and
+torch start-up, saving) measured from the default pipeline, ~5 s per stage.
 
-Usage: python bench/estimate_config.py configs/paper.yaml [--fraction 0.0625] [--threads 2]
+Usage: python bench/estimate_config.py paper [--fraction 0.0625] [--threads 2]
 Prints a Markdown table. Not a test: timings vary by machine.
 """
 
@@ -27,22 +27,26 @@ STAGE_OVERHEAD_S = 5.0  # default pipeline: stage wall time minus the block's pr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("config")
+    ap.add_argument("config", help="a configuration of configs/experiment/, e.g. paper")
     ap.add_argument("--fraction", type=float, default=1 / 16, help="share of the steps to run")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
+    import tempfile
+
     import numpy as np
 
-    from biasvar.core.config import RuntimeParams
+    from biasvar.cli.launch import compose_params
+    from biasvar.core.config import RuntimeParams, read_yaml
     from biasvar.data.dataset import generate
     from biasvar.data.splits import make_split
     from biasvar.ensemble.config import ModelParams, TrainParams
     from biasvar.ensemble.train import BlockSpec, train_block
-    from biasvar.tools.overrides import check, read_config
 
-    p = check(ROOT / "params.yaml", read_config(args.config))
+    with tempfile.TemporaryDirectory() as tmp:
+        p = read_yaml(compose_params(ROOT, [f"+experiment={args.config}"],
+                                     Path(tmp) / "params.yaml"))
     data, ens = p["data"], p["ensemble"]
     full_steps = p["train"]["steps"]
     steps = max(p["train"]["log_every"], round(full_steps * args.fraction))

@@ -44,9 +44,6 @@ def run(main) -> None:
     the signal's number (130, 143, 129), after the cleanup has run.
     """
     from biasvar.core.errors import BiasvarError
-    from biasvar.core.jobs import register
-
-    register()  # before torch is imported: see biasvar.core.jobs
     # a signal ignored by whoever started the stage (`cmd &` in a script) stays ignored
     old = {s: signal.signal(s, _interrupt)
            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -26,7 +26,7 @@ def test_figures_committed_and_every_grid_config_reported():
     readme = (REPORT / "README.md").read_text()
     for f in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme):
         assert (REPORT / f).stat().st_size > 10_000, f
-    grid = yaml.safe_load((ROOT / "configs" / "biases.yaml").read_text())
+    grid = yaml.safe_load((ROOT / "configs" / "experiment" / "biases.yaml").read_text())
     m = _metrics()
     for study in ("pc_bias", "spectral_cls", "erank_depth"):
         assert set(_pick(m, study)) == set(grid[study]["configs"]), study
@@ -35,7 +35,7 @@ def test_figures_committed_and_every_grid_config_reported():
 
 
 def test_run_params_are_the_grid_config():
-    grid = yaml.safe_load((ROOT / "configs" / "biases.yaml").read_text())
+    grid = yaml.safe_load((ROOT / "configs" / "experiment" / "biases.yaml").read_text())
     run = yaml.safe_load((PROV / "params.yaml").read_text())
     for study in ("pc_bias", "spectral_cls", "erank_depth"):
         assert run[study]["configs"] == grid[study]["configs"]

@@ -40,20 +40,39 @@ def cli(cwd: Path, module: str, *args: str, **kw) -> subprocess.CompletedProcess
                           env=_env(), capture_output=True, text=True, timeout=120, **kw)
 
 
+def launch_cli(cwd: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    """``biasvar launch ARGS`` in ``cwd``."""
+    return subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch", *args],
+                          cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120,
+                          **kw)
+
+
 def project(tmp_path: Path) -> Path:
-    """A folder that looks like the project root to the runner (params, dvc.yaml, .dvc/)."""
+    """A folder that looks like the project root to ``biasvar launch``: a git repository
+    whose params.yaml, dvc.yaml, configs/ (DVC's Hydra composition) and .dvc/ are
+    committed."""
     proj = tmp_path / "proj"
     proj.mkdir()
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy2(ROOT / name, proj / name)
+    shutil.copytree(ROOT / "configs", proj / "configs", symlinks=True)
+    shutil.copytree(ROOT / "examples", proj / "examples")  # import.path must exist
     (proj / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy2(ROOT / ".dvc" / name, proj / ".dvc" / name)
+    for cmd in (["init", "-q"], ["add", "-A"],
+                ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "p"]):
+        subprocess.run(["git", *cmd], cwd=proj, check=True, capture_output=True)
     return proj
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every path under ``folder`` with its bytes (None for a folder)."""
+    """Every path under ``folder`` with its bytes (None for a folder), but git's own files
+    and DVC's scratch folder (``.dvc/tmp``, which every DVC command may touch)."""
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+            for p in sorted(folder.rglob("*"))
+            if not p.relative_to(folder).parts[0] == ".git"
+            and p.relative_to(folder).parts[:2] != (".dvc", "tmp")}
 
 
 def one_error(r: subprocess.CompletedProcess, *needles: str, rc: int = 2) -> str:
@@ -69,34 +88,30 @@ def one_error(r: subprocess.CompletedProcess, *needles: str, rc: int = 2) -> str
 
 def refused(tmp_path: Path, *args: str, needles: tuple[str, ...] = (),
             proj: Path | None = None, **kw) -> str:
-    """Run the parallel runner with ``args``; it must refuse them and leave ``proj`` as it was."""
+    """Run ``biasvar launch`` with ``args``; it must refuse them in one line and leave
+    ``proj`` as it was."""
     proj = proj or project(tmp_path)
     before = snapshot(proj)
-    r = cli(proj, "parallel", *args, **kw)
+    r = launch_cli(proj, *args, **kw)
     line = one_error(r, *needles)
-    assert snapshot(proj) == before, "the runner wrote something"
+    assert snapshot(proj) == before, "launch wrote something"
     return line
 
 
-# ---------------------------------------------------------------- tools.parallel: counts
-@pytest.mark.parametrize("value", ["-1", "0"])
-def test_parallel_jobs_must_be_positive(tmp_path, value):
-    """`-j -1` ended in a ValueError traceback; `-j 0` silently meant "the default"."""
-    refused(tmp_path, "-j", value, needles=("-j/--jobs", repr(value), "an integer from 1"))
+# ---------------------------------------------------------------- biasvar launch: counts
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_launch_jobs_must_be_a_count(tmp_path, value):
+    """(tools.parallel's `-j -1` ended in a ValueError traceback.)"""
+    refused(tmp_path, "-j", value, needles=("-j/--jobs", repr(value), "an integer from 0"))
 
 
-def test_parallel_jobs_not_a_number(tmp_path):
-    """argparse's own error was two lines (usage, then the error)."""
-    refused(tmp_path, "-j", "two", needles=("-j/--jobs", "'two'", "an integer from 1"))
-
-
-def test_make_parallel_with_negative_jobs(tmp_path):
-    """`make parallel JOBS=-1` passes `-j -1` on: our one line, then make's own."""
+def test_make_launch_with_negative_jobs(tmp_path):
+    """`make launch JOBS=-1` passes `-j -1` on: our one line, then make's own."""
     proj = project(tmp_path)
     shutil.copy2(ROOT / "Makefile", proj / "Makefile")
     before = snapshot(proj)
     # -o install: the project's install step is taken as done (it is: this interpreter)
-    r = subprocess.run(["make", "-s", "-o", "install", "parallel", "JOBS=-1"], cwd=proj,
+    r = subprocess.run(["make", "-s", "-o", "install", "launch", "JOBS=-1"], cwd=proj,
                        env=_env(), capture_output=True, text=True, timeout=120)
     assert "Traceback" not in r.stderr, r.stderr
     ours = [x for x in r.stderr.splitlines() if not x.startswith("make")]
@@ -104,76 +119,76 @@ def test_make_parallel_with_negative_jobs(tmp_path):
     assert r.returncode != 0 and snapshot(proj) == before
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "x"])
-def test_parallel_threads_must_be_positive(tmp_path, value):
-    """`--threads -2` was passed on as OMP_NUM_THREADS=-2; `--threads 0` meant the default."""
-    refused(tmp_path, "--threads", value, needles=("--threads", "an integer from 1"))
+@pytest.mark.parametrize("option", ["--cpus-per-task", "--gpus-per-task", "--retries",
+                                    "--max-parallel", "--time"])
+@pytest.mark.parametrize("value", ["-2", "x"])
+def test_launch_counts_must_be_counts(tmp_path, option, value):
+    """(tools.parallel's `--threads -2` was passed on as OMP_NUM_THREADS=-2.)"""
+    refused(tmp_path, option, value, needles=(option, repr(value), "an integer from"))
 
 
-@pytest.mark.parametrize("value", ["foo", ",", "0,0", "99"])
-def test_parallel_gpus_must_name_gpus_of_this_machine(tmp_path, value):
-    """`--gpus foo` was passed on as CUDA_VISIBLE_DEVICES=foo: the jobs silently ran on the
-    CPU. An id this machine does not list (here 99) does the same."""
-    refused(tmp_path, "--gpus", value, needles=("--gpus", repr(value)))
+def test_launch_executor_must_be_known(tmp_path):
+    refused(tmp_path, "--executor", "kubernetes", needles=("--executor", "local", "slurm"))
 
 
-# ---------------------------------------------------------------- tools.parallel: -S
-def test_parallel_set_value_not_yaml(tmp_path):
-    refused(tmp_path, "-S", "train.lr=[1,", needles=("-S train.lr=[1,", "not valid YAML"))
+# ---------------------------------------------------------------- biasvar launch: -S
+@pytest.mark.parametrize("item, needle", [
+    ("train.lr=[1,", "no viable alternative"),
+    ("noequals", "missing EQUAL"),
+    ("train..lr=1", "LexerNoViableAltException"),
+    ("train.lrr=0.1", "'lrr' is not in struct"),
+    ("+experiment=nope", "Available options in 'experiment': biases cifar10 cnn digits"),
+    ("train.lr=-1", "train.lr = -1 is invalid"),
+    ("train=3", "train = 3 is invalid"),
+    ("+trian.lr=1", "unknown section 'trian'"),
+])
+def test_launch_set_param_refused_by_composition_or_validation(tmp_path, item, needle):
+    """A bad override (DVC's Hydra composition, then biasvar's validation of every
+    section) is one line naming the override, before params.yaml changes."""
+    refused(tmp_path, "-S", item, needles=(f"-S {item}", needle))
 
 
-def test_parallel_set_key_then_used_as_a_section(tmp_path):
-    line = refused(tmp_path, "-S", "train.lr=0.1", "-S", "train.lr.x=1",
-                   needles=("-S train.lr.x=1", "train.lr"))
-    assert "section" in line
+def test_launch_set_key_then_used_as_a_section(tmp_path):
+    refused(tmp_path, "-S", "train.lr=0.1", "-S", "train.lr.x=1",
+            needles=("-S train.lr.x=1", "'x' is not in struct"))
 
 
-def test_parallel_set_section_as_a_value_then_as_a_section(tmp_path):
-    refused(tmp_path, "-S", "train=3", "-S", "train.lr=1", needles=("-S train.lr=1", "train"))
-
-
-def test_parallel_set_same_key_twice(tmp_path):
-    """The second value silently won."""
+def test_launch_set_same_key_twice(tmp_path):
+    """Hydra silently keeps the second value; launch refuses it."""
     refused(tmp_path, "-S", "train.lr=0.1", "-S", "train.lr=0.2",
             needles=("-S train.lr=0.2", "twice"))
 
 
-@pytest.mark.parametrize("item", ["noequals", "=3", "train..lr=1", "train.lr =1"])
-def test_parallel_set_needs_a_dotted_key(tmp_path, item):
-    """`-S noequals` exited 1; `-S =3` reported `params.yaml:  = 3`."""
-    refused(tmp_path, "-S", item, needles=(f"-S {item}", "KEY=VALUE"))
+@ROOTLESS
+def test_launch_read_only_params(tmp_path):
+    """A read-only params.yaml would be replaced anyway (os.replace needs the folder only)."""
+    proj = project(tmp_path)
+    (proj / "params.yaml").chmod(0o444)
+    refused(tmp_path, "-S", "train.lr=0.02", proj=proj, needles=("params.yaml", "read-only"))
 
 
-def test_parallel_set_unknown_key_is_named_with_its_option(tmp_path):
-    refused(tmp_path, "-S", "train.lrr=0.1", needles=("-S", "train.lrr"))
+def test_launch_params_write_failure_leaves_params_and_no_temporary(tmp_path):
+    """A write of the composed params that fails part way (here: a file-size limit, as a
+    full disk would): one line, params.yaml unchanged, no temporary left."""
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # params: ~4 KiB composed
+
+    refused(tmp_path, "-S", "train.lr=0.02", preexec_fn=small_files,
+            needles=("params.yaml", "unchanged"))
 
 
-# ---------------------------------------------------------------- tools.parallel: --config
-def test_parallel_config_missing(tmp_path):
-    refused(tmp_path, "--config", str(tmp_path / "nope.yaml"),
-            needles=("--config", "nope.yaml", "not found"))
+def test_launch_set_param_with_a_bad_target_leaves_params(tmp_path):
+    """Targets are checked against the composed params (stage names depend on them); a
+    bad one puts params.yaml back as it was."""
+    refused(tmp_path, "-S", "+experiment=digits", "train@0.0-128-0",
+            needles=("train@0.0-128-0", "not a stage"))
 
 
-def test_parallel_config_is_a_directory(tmp_path):
-    refused(tmp_path, "--config", str(tmp_path), needles=("--config", "directory"))
-
-
-def test_parallel_config_is_binary(tmp_path):
-    blob = tmp_path / "blob.yaml"
-    blob.write_bytes(bytes(range(256)) * 4)
-    line = refused(tmp_path, "--config", str(blob), needles=("--config", "blob.yaml"))
-    assert "binary" in line or "UTF-8" in line
-
-
-@pytest.mark.parametrize("text", ["train: {lr: [1,\n", "- 1\n- 2\n", ""])
-def test_parallel_config_not_a_yaml_mapping(tmp_path, text):
-    cfg = tmp_path / "bad.yaml"
-    cfg.write_text(text)
-    refused(tmp_path, "--config", str(cfg), needles=("--config", "bad.yaml"))
-
-
-# ---------------------------------------------------------------- tools.parallel: outputs
-def test_parallel_provenance_under_a_file(tmp_path):
+# ---------------------------------------------------------------- biasvar launch: outputs
+def test_launch_provenance_under_a_file(tmp_path):
     """The folder could not be created, found out only after the whole pipeline ran."""
     blocker = tmp_path / "afile"
     blocker.write_text("in the way")
@@ -182,26 +197,24 @@ def test_parallel_provenance_under_a_file(tmp_path):
 
 
 @ROOTLESS
-def test_parallel_provenance_under_a_read_only_folder(tmp_path):
+def test_launch_provenance_under_a_read_only_folder(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o555)
     refused(tmp_path, "--provenance", str(ro / "prov"), needles=("--provenance", "writable"))
 
 
 @pytest.mark.parametrize("where", [".", "metrics", "data/prov", "reports/default"])
-def test_parallel_provenance_inside_what_the_pipeline_owns(tmp_path, where):
-    """`--provenance .` ended in SameFileError after the run; `--provenance metrics` copied
-    metrics/width_curves onto itself after deleting it; a folder in the report is deleted
-    by DVC before the next plot."""
+def test_launch_provenance_inside_what_the_pipeline_owns(tmp_path, where):
+    """`--provenance .` would copy params.yaml onto itself; `--provenance metrics` would
+    copy metrics/width_curves onto itself after deleting it; a folder in the report is
+    deleted by DVC before the next plot."""
     refused(tmp_path, "--provenance", where, needles=("--provenance",))
 
 
-@ROOTLESS
-def test_parallel_read_only_params(tmp_path):
-    """A read-only params.yaml was replaced anyway (or left params.yaml.tmp behind)."""
-    proj = project(tmp_path)
-    (proj / "params.yaml").chmod(0o444)
-    refused(tmp_path, "-S", "train.lr=0.02", proj=proj, needles=("params.yaml", "read-only"))
+def test_launch_provenance_in_the_composed_report(tmp_path):
+    """The report folder is the composed params' (digits: reports/digits), not the old."""
+    refused(tmp_path, "-S", "+experiment=digits", "--provenance", "reports/digits/prov",
+            needles=("--provenance", "reports/digits/"))
 
 
 def _read_only(monkeypatch, *paths: Path) -> None:
@@ -213,31 +226,28 @@ def _read_only(monkeypatch, *paths: Path) -> None:
 
 
 def in_process(monkeypatch, capsys, proj: Path, *args: str) -> str:
-    """``parallel.main(args)`` in ``proj``: the single error line it printed (exit code 2),
-    with ``proj`` left as it was."""
-    from biasvar.tools import parallel
+    """``biasvar launch ARGS`` in this process, in ``proj``: the single error line it
+    printed (exit code 2), with ``proj`` left as it was."""
+    from biasvar.cli.main import main
 
     before = snapshot(proj)
     monkeypatch.chdir(proj)
-    try:
-        rc = parallel.main(list(args))
-    except SystemExit as e:  # what today's code did once DVC failed
-        rc = e.code
+    rc = main(["launch", *args])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
-    assert snapshot(proj) == before, "the runner wrote something"
+    assert snapshot(proj) == before, "launch wrote something"
     return err.strip()
 
 
-def test_parallel_read_only_params_any_user(tmp_path, monkeypatch, capsys):
-    """The same refusal as test_parallel_read_only_params, seen through ``os.access``."""
+def test_launch_read_only_params_any_user(tmp_path, monkeypatch, capsys):
+    """The same refusal as test_launch_read_only_params, seen through ``os.access``."""
     proj = project(tmp_path)
     _read_only(monkeypatch, proj / "params.yaml")
     line = in_process(monkeypatch, capsys, proj, "-S", "train.lr=0.02")
     assert "params.yaml" in line and "read-only" in line
 
 
-def test_parallel_provenance_under_a_read_only_folder_any_user(tmp_path, monkeypatch, capsys):
+def test_launch_provenance_under_a_read_only_folder_any_user(tmp_path, monkeypatch, capsys):
     proj = project(tmp_path)
     (tmp_path / "ro").mkdir()
     _read_only(monkeypatch, tmp_path / "ro")
@@ -245,71 +255,47 @@ def test_parallel_provenance_under_a_read_only_folder_any_user(tmp_path, monkeyp
     assert "--provenance" in line and "not writable" in line
 
 
-def test_parallel_params_write_failure_leaves_params_and_no_temporary(tmp_path):
-    """A write of params.yaml that fails part way (here: a file-size limit, as a full disk
-    would) ended in a traceback and left params.yaml.tmp behind."""
-    import resource
-
-    def small_files():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
-
-    refused(tmp_path, "-S", "train.lr=0.02", preexec_fn=small_files,
-            needles=("params.yaml", "unchanged"))
-
-
 @pytest.mark.parametrize("name", ["a/b", "..", "bad name", "-x", "x.lock"])
-def test_parallel_exp_name_checked_first(tmp_path, name):
-    """`dvc exp save` refused these only after the whole pipeline had run."""
-    refused(tmp_path, f"--exp={name}", needles=("--exp", repr(name)))
+def test_launch_exp_name_checked_first(tmp_path, name):
+    """`dvc exp save` would refuse these only after the whole pipeline had run."""
+    refused(tmp_path, f"--name={name}", needles=("--name", repr(name)))
 
 
-def test_parallel_exp_needs_git(tmp_path):
-    refused(tmp_path, "--exp", "fine", needles=("--exp", "git"))
+def test_launch_needs_git(tmp_path):
+    """Every task clones the commit; outside git there is none."""
+    proj = project(tmp_path)
+    shutil.rmtree(proj / ".git")
+    refused(tmp_path, "--name", "fine", proj=proj, needles=("git", "not a git repository"))
 
 
-def test_parallel_unknown_target(tmp_path):
-    """A mistyped stage failed in DVC after `dvc repro generate split` had run."""
+def test_launch_unknown_target(tmp_path):
+    """A mistyped stage would fail in DVC after `dvc repro generate split` had run."""
     refused(tmp_path, "plott", needles=("plott", "not a stage", "plot"))
 
 
-def test_parallel_unknown_target_key(tmp_path):
+def test_launch_unknown_target_key(tmp_path):
     refused(tmp_path, "train@0.0-5-0", needles=("train@0.0-5-0", "not a stage"))
 
 
-def test_parallel_outside_the_project(tmp_path):
-    """Run where there is a params.yaml but no DVC project: it wrote the overrides into
-    params.yaml, then DVC failed."""
+def test_launch_outside_the_project(tmp_path):
+    """Run where there is a params.yaml but no DVC project."""
     (tmp_path / "p").mkdir()
     shutil.copy2(ROOT / "params.yaml", tmp_path / "p" / "params.yaml")
     refused(tmp_path, "-S", "train.lr=0.02", proj=tmp_path / "p", needles=("dvc.yaml",))
 
 
-# ---------------------------------------------------------------- tools.overrides, provenance
-def test_overrides_on_a_directory(tmp_path):
-    one_error(cli(tmp_path, "overrides", str(tmp_path)), str(tmp_path), "directory")
+def test_launch_remote_that_is_a_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    refused(tmp_path, "--remote", str(tmp_path / "afile"),
+            needles=("--remote", "not a directory nor a remote's name"))
 
 
-def test_overrides_on_a_missing_file(tmp_path):
-    one_error(cli(tmp_path, "overrides", "nope.yaml"), "nope.yaml", "not found", "overrides")
-
-
-def test_overrides_on_a_binary_file(tmp_path):
-    blob = tmp_path / "blob.yaml"
-    blob.write_bytes(b"\x00\xff\xfe" * 100)
-    line = one_error(cli(tmp_path, "overrides", str(blob)), "blob.yaml")
-    assert "binary" in line or "UTF-8" in line
-
-
-def test_overrides_params_is_a_directory(tmp_path):
-    r = cli(tmp_path, "overrides", str(ROOT / "configs" / "paper.yaml"), str(tmp_path))
-    one_error(r, str(tmp_path), "directory")
-
-
-def test_overrides_extra_argument(tmp_path):
-    """A third argument was silently ignored."""
-    r = cli(ROOT, "overrides", "configs/paper.yaml", "params.yaml", "configs/biases.yaml")
-    one_error(r, "configs/biases.yaml")
+def test_launch_uncommitted_pipeline_code(tmp_path):
+    """A task checks out the commit: an uncommitted dvc.yaml would not be what it runs."""
+    proj = project(tmp_path)
+    with open(proj / "dvc.yaml", "a") as f:
+        f.write("\n# edited\n")
+    refused(tmp_path, proj=proj, needles=("dvc.yaml", "not committed"))
 
 
 @pytest.mark.parametrize("args", [(), ("reports/provenance/x",)])
@@ -382,10 +368,10 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_to_the_parallel_runner_stops_its_stages(tmp_path, sig):
-    """SIGTERM killed the runner alone: the stage it had started ran on, orphaned. (A
-    terminal's Ctrl-C reached every process of the group at once: the same signal as
-    here, sent to the runner alone, must reach its stages too.)"""
+def test_signal_to_launch_stops_its_stages(tmp_path, sig):
+    """(tools.parallel: SIGTERM killed the runner alone, the stage it had started ran on,
+    orphaned.) The stage of ``biasvar launch`` runs in its own session: the signal sent
+    to launch alone must reach it, and it unwinds."""
     proj = project(tmp_path)
     (proj / "writer.py").write_text(
         _writer(tmp_path).read_text().replace("print('started', flush=True)",
@@ -393,12 +379,10 @@ def test_signal_to_the_parallel_runner_stops_its_stages(tmp_path, sig):
         .replace("import sys, time", "import os, sys, time"))
     (proj / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
         "generate": {"cmd": "python writer.py"}, "split": {"cmd": "python -c pass"}}}))
-    shutil.rmtree(proj / ".dvc")
-    r = subprocess.run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], cwd=proj,
-                       env=_env(), capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    p = subprocess.Popen([sys.executable, "-m", "biasvar.tools.parallel", "-j", "1",
-                          "--gpus", "none"], cwd=proj, env=_env(),
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit",
+                    "-qam", "stages"], cwd=proj, check=True, capture_output=True)
+    p = subprocess.Popen([sys.executable, "-m", "biasvar.cli.main", "launch", "-j", "1"],
+                         cwd=proj, env=_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=_as_from_a_terminal)
     pid = None
@@ -433,7 +417,7 @@ def test_signal_to_the_parallel_runner_stops_its_stages(tmp_path, sig):
 
 
 def test_run_cli_turns_a_signal_into_one_line(capsys):
-    """The tools' entry point (``overrides.run_cli``) ends a signal in one line, 128 + signum,
+    """The tools' entry point (``tools.cli.run_cli``) ends a signal in one line, 128 + signum,
     and puts the previous handlers back."""
     from biasvar.tools.cli import run_cli
 

@@ -142,7 +142,7 @@ def test_unknown_key_suggests_the_nearest(raw):
 
 
 def test_unknown_section_in_a_merged_dict_is_refused(raw):
-    """validate_all is also called on merged dicts (tools.overrides), not only on files."""
+    """validate_all is also called on composed params (biasvar launch -S), not only on files."""
     bad = {**copy.deepcopy(raw), "runtim": {"threads": 1}}
     with pytest.raises(BiasvarError) as e:
         validate_all(bad)

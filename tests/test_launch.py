@@ -4,6 +4,7 @@ DVC, locally and on SLURM, are pipeline tests (tests/test_pipeline.py)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,31 @@ def test_local_slots_split_the_cores_and_give_each_task_a_gpu(monkeypatch):
     assert L.local_slots(0, 0, 1) == (2, 4, ["2", "5"])  # one task per GPU
 
 
+def test_pool_stages_read_only_upstream_outputs():
+    """Every stage of POOL_GROUPS can start once generate and split are done: a task
+    restores only their outputs."""
+    import yaml
+
+    spec = yaml.safe_load((Path(L.__file__).resolve().parents[3] / "dvc.yaml").read_text())
+
+    def entry(name):
+        return spec["stages"][name].get("do", spec["stages"][name])
+
+    upstream_outs = [o.split("${")[0] for g in L.UPSTREAM for o in entry(g)["outs"]]
+    for g in L.POOL_GROUPS:
+        for dep in entry(g)["deps"]:
+            if dep.startswith(("stages/", "src/")):
+                continue
+            assert any(dep.startswith(prefix) for prefix in upstream_outs), (g, dep)
+
+
+def test_detect_gpus_respects_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert L.detect_gpus() == ["2", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert L.detect_gpus() == []
+
+
 def _repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -50,9 +76,11 @@ def test_uncommitted_pipeline_files_are_refused_in_one_line(tmp_path):
     repo = _repo(tmp_path)
     commit = L.check_committed(repo)
     assert len(commit) == 40
-    (repo / "params.yaml").write_text("a: 2\n")
-    with pytest.raises(InputError, match=r"^params.yaml: not committed; every task checks "
-                       rf"out the commit {commit[:8]}, so commit dvc.yaml, params.yaml"):
+    (repo / "params.yaml").write_text("a: 2\n")  # travels to the tasks: may differ
+    assert L.check_committed(repo) == commit
+    (repo / "dvc.yaml").write_text("stages: {x: {cmd: echo}}\n")
+    with pytest.raises(InputError, match=r"^dvc.yaml: not committed; every task checks "
+                       rf"out the commit {commit[:8]}, so commit dvc.yaml, stages, src"):
         L.check_committed(repo)
 
 
@@ -88,7 +116,7 @@ class FakeJob:
     def result(self):
         if self.fail:
             raise RuntimeError(f"{self.task.stage}: dvc repro exited -9")
-        return self.task.stage
+        return L.StageRun(self.task.stage, 1.0, 100.0, self.task.index)
 
     def cancel(self, check=True):
         self.cancelled = True
@@ -178,3 +206,35 @@ def test_the_committed_benchmark_page_is_its_record():
     assert (ROOT / "bench" / "results" / "launch.md").read_text() == bench.render(rec)
     assert rec["identical"] is True and rec["jobs"] == 2
     assert f"**{rec['launch_s'] / rec['parallel_s']:.2f}**" in bench.render(rec)
+
+
+def test_provenance_may_go_to_a_new_folder_in_or_out_of_the_project(tmp_path):
+    from biasvar.tools.provenance import check_destination
+
+    proj = tmp_path / "proj"
+    (proj / "reports" / "default").mkdir(parents=True)
+    for out in (proj / "reports" / "provenance" / "paper", tmp_path / "elsewhere" / "run"):
+        check_destination(out, proj, report="default")
+    with pytest.raises(ValueError, match="reports/default/"):
+        check_destination(proj / "reports" / "default" / "prov", proj, report="default")
+
+
+def test_provenance_rows_say_which_task_ran_each_stage(tmp_path, monkeypatch):
+    """RUN.md's table: one row per measured stage with its task (0: launch itself)."""
+    from biasvar.tools import provenance
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "params.yaml").write_text("a: 1\n")
+    (proj / "dvc.lock").write_text("schema: '2.0'\n")
+    monkeypatch.setattr(provenance, "machine", lambda: {
+        "cpu": "c", "cores": 2, "memory_gib": 1.0, "os": "o", "python": "3", "torch": "t",
+        "gpu": None})
+    rows = [L.StageRun("generate@0.0", 2.0, 150.0, 0), L.StageRun("train@0.0-8-0", 9.5,
+                                                                   700.0, 3)]
+    out = provenance.write_provenance(tmp_path / "prov", proj, "biasvar launch -j 2", 60.0,
+                                      2, 1, [], rows)
+    text = (out / "RUN.md").read_text()
+    assert "| train@0.0-8-0 | 9.5 | 0.68 | 3 |" in text and "2 parallel task(s)" in text
+    info = json.loads((out / "run.json").read_text())
+    assert [r["job"] for r in info["stages"]] == [0, 3]

@@ -58,10 +58,10 @@ def test_every_embedded_figure_is_committed():
 
 
 def test_the_run_used_the_paper_config():
-    """Every override of ``configs/paper.yaml`` is in the run's params, and the lock
+    """Every override of ``configs/experiment/paper.yaml`` is in the run's params, and the lock
     holds one train stage per (noise, width, block) of them."""
     params = yaml.safe_load((PROV / "params.yaml").read_text())
-    config = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    config = yaml.safe_load((ROOT / "configs" / "experiment" / "paper.yaml").read_text())
     for key, value in _flatten(config):
         assert _get(params, key) == value, key
     lock = yaml.safe_load((PROV / "dvc.lock").read_text())["stages"]

@@ -17,7 +17,7 @@ from tiny import BIAS_STUDIES
 
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["dvc.yaml", "params.yaml", "pyproject.toml", "stages", "src", "examples", ".dvc/config",
-        ".dvcignore", ".gitignore"]
+        ".dvcignore", ".gitignore", "configs"]
 
 TINY = {
     **BIAS_STUDIES,
@@ -59,7 +59,9 @@ def make_project(dest: Path, overrides: dict) -> Path:
         target = dest / item
         target.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+            # symlinks kept: configs/config.yaml is a link to params.yaml (DVC's Hydra base)
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"),
+                            symlinks=True)
         else:
             shutil.copy2(src, target)
     params = yaml.safe_load((dest / "params.yaml").read_text())

@@ -1,17 +1,17 @@
-"""``configs/cifar10.yaml`` through the pipeline on tiny synthetic CIFAR-10 files.
+"""``configs/experiment/cifar10.yaml`` through the pipeline on tiny synthetic CIFAR-10 files.
 
 The configuration is applied to a temporary git repo copy of the project
-(``test_pipeline.make_project``) the way ``python -m biasvar.tools.parallel --config
-configs/cifar10.yaml -S key=value ...`` applies it: ``overrides.add_set_params`` adds the
-``-S`` items to the file's overrides and ``overrides.apply_file`` validates the merged
-params and writes them into ``params.yaml``. The ``-S`` items shrink sizes only (widths,
-blocks, members, steps, batch, depth, bootstrap replicates, threads, and one of the two
-label-noise levels: each level adds a generate and a train stage per width, ~11 s of the
-~32 s on 2 cores) and point ``data.root`` at synthetic files in the CIFAR-10
-python-pickle layout (``test_providers.write_cifar``). The data's name, the family and
-its stages, the optimizer and its learning rate, and the report's name are the
-configuration's. ``dvc repro`` runs up to every stage the main report reads, then the
-``plot`` stage's script runs outside the tree, as in ``test_pipeline_datasets.py``.
+(``test_pipeline.make_project``) the way ``dvc exp run -S +experiment=cifar10 -S
+key=value ...`` and ``biasvar launch -S ...`` apply it: DVC's Hydra composition of
+``params.yaml`` (``biasvar.cli.launch.compose_params``), validated. The ``-S`` items
+shrink sizes only (widths, blocks, members, steps, batch, depth, bootstrap replicates,
+threads, and one of the two label-noise levels: each level adds a generate and a train
+stage per width, ~11 s of the ~32 s on 2 cores) and point ``data.root`` at synthetic
+files in the CIFAR-10 python-pickle layout (``test_providers.write_cifar``). The data's
+name, the family and its stages, the optimizer and its learning rate, and the report's
+name are the configuration's. ``dvc repro`` runs up to every stage the main report
+reads, then the ``plot`` stage's script runs outside the tree, as in
+``test_pipeline_datasets.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from test_providers import write_cifar
 
 pytestmark = pytest.mark.pipeline
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "experiment" / "cifar10.yaml"
 N_TRAIN, N_TEST = 60, 200  # synthetic images: 12 per training batch file; at chance, ~20
 # test examples are classified correctly, enough for the alignment fits the report reads
 SHRINK = [  # -S items: sizes only
@@ -44,18 +45,23 @@ def test_cifar10_config_validates_with_the_files_where_the_docs_put_them(tmp_pat
     """The configuration as it is (its sizes, its relative ``data.root``) merged onto
     ``params.yaml`` passes validation once the files are in ``data/cifar-10-batches-py``
     (docs/gpu.md), and names that folder when they are not."""
-    from biasvar.core.errors import InputError
-    from biasvar.tools.overrides import check
-    from biasvar.tools.overrides import read_config as read_overrides
+    import shutil
 
-    config = read_overrides(CONFIG)
-    params = CONFIG.parents[1] / "params.yaml"
+    from biasvar.cli.launch import compose_params
+    from biasvar.core.config import read_yaml
+    from biasvar.core.errors import InputError
+
+    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "configs", tmp_path / "configs", symlinks=True)
+    (tmp_path / ".dvc").mkdir()
+    shutil.copy2(ROOT / ".dvc" / "config", tmp_path / ".dvc" / "config")
     monkeypatch.chdir(tmp_path)  # data.root is relative to the project folder
+    out = tmp_path / "composed.yaml"
     with pytest.raises(InputError, match="data/cifar-10-batches-py: cifar10 directory not found"):
-        check(params, config)
+        compose_params(tmp_path, ["+experiment=cifar10"], out)
     # batch 128 needs draws of at least 128 images: 200 synthetic training images
     write_cifar(tmp_path / "data" / "cifar-10-batches-py", "cifar10", 200, 50)
-    merged = check(params, config)
+    merged = read_yaml(compose_params(tmp_path, ["+experiment=cifar10"], out))
     assert merged["data"]["root"] == "data/cifar-10-batches-py"
     ens = merged["ensemble"]
     members = len(ens["blocks"]) * ens["block_size"]
@@ -66,18 +72,22 @@ def test_cifar10_config_validates_with_the_files_where_the_docs_put_them(tmp_pat
 
 
 def test_cifar10_config_to_the_report(tmp_path):
+    import os
+
+    import yaml
+
+    from biasvar.cli.launch import compose_params
     from biasvar.core.config import read_yaml
     from biasvar.core.schema import read_params
     from biasvar.ensemble.logits import config_file, read_config
-    from biasvar.tools.overrides import add_set_params, apply_file
-    from biasvar.tools.overrides import read_config as read_overrides
 
-    config = read_overrides(CONFIG)
+    config = yaml.safe_load(CONFIG.read_text())
     cifar = write_cifar(tmp_path / "cifar-10-batches-py", "cifar10", N_TRAIN, N_TEST)
-    overrides = add_set_params(config, [*SHRINK, f"data.root={cifar}"])
     proj = make_project(tmp_path / "proj", {})
-    apply_file(proj / "params.yaml", overrides)  # what tools.parallel --config does
-    sh(proj, "git", "commit", "-qam", "configs/cifar10.yaml, shrunk")
+    composed = compose_params(proj, ["+experiment=cifar10", *SHRINK, f"data.root={cifar}"],
+                              tmp_path / "composed.yaml")
+    os.replace(composed, proj / "params.yaml")  # what biasvar launch -S does
+    sh(proj, "git", "commit", "-qam", "configs/experiment/cifar10.yaml, shrunk")
 
     params = read_yaml(proj / "params.yaml")
     for section, key in (("data", "name"), ("data", "num_samples"),

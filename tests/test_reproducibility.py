@@ -1,8 +1,8 @@
 """The reproducibility guarantees, proved by reading what DVC ran.
 
 One temporary git repo copy of the project with tiny params is shared by the
-scenarios 1-9 (a module fixture runs the whole pipeline once, with the blocks
-in 2 parallel jobs, and commits the result). The scenario tests run in file
+scenarios 1-9 (a module fixture runs the whole pipeline once through ``biasvar launch``,
+the blocks as 2 parallel tasks, and commits the result). The scenario tests run in file
 order; each starts from a clean git state, and an up-to-date pipeline as far as
 the earlier scenarios ran it. To stay fast (the `plot` stage alone takes ~15 s
 here), scenarios run `dvc repro` only to the smallest target that shows their
@@ -140,8 +140,8 @@ def declaring_stages(proj: Path, sources: list[str]) -> set[str]:
 @dataclass
 class Shared:
     path: Path
-    first_run: str  # the runner's output
-    provenance: Path  # the runner's --provenance folder (outside the project)
+    first_run: str  # biasvar launch's output
+    provenance: Path  # its --provenance folder (outside the project)
     logits: dict[str, str]  # sha256 of each collected Parquet after the first run
     metrics: dict | None = None  # data/metrics/alignment.json after scenario 3
 
@@ -150,19 +150,21 @@ class Shared:
 def shared(tmp_path_factory) -> Shared:
     proj = make_project(tmp_path_factory.mktemp("repro"), TINY)
     prov = tmp_path_factory.mktemp("provenance")
-    # the whole pipeline, up to the plot stage, with the blocks and studies in
-    # 2 jobs, measured, saved as an experiment as `make paper` does
-    r = sh(proj, sys.executable, "-m", "biasvar.tools.parallel", "-j", "2", "--gpus", "none",
-           "--exp", "first-run", "--provenance", str(prov))
+    # the whole pipeline, up to the plot stage, with the blocks and studies as 2 tasks
+    # at a time, measured, saved as an experiment as `make paper` does
+    r = sh(proj, sys.executable, "-m", "biasvar.cli.main", "launch", "-j", "2",
+           "--name", "first-run", "--provenance", str(prov))
     commit(proj, "first run")
     return Shared(proj, r.stdout, prov, logits_hashes(proj))
 
 
 def test_01_second_repro_runs_nothing(shared):
     proj = shared.path
+    info = json.loads((shared.provenance / "run.json").read_text())
+    task = {r["stage"]: r["job"] for r in info["stages"]}
     for stage in trains():
-        assert f"] {stage}: ok" in shared.first_run  # trained by a job of the pool
-    assert "Running stage 'plot'" in shared.first_run
+        assert task[stage] >= 1  # trained by a task of the pool (0: by launch itself)
+    assert task["collect"] == 0 and "launch: plot in" in shared.first_run
     assert_clean(proj)
     r = repro(proj)
     assert r.ran == set() and r.cached == set()
@@ -292,7 +294,7 @@ def test_09_exp_run_metrics_appear_in_exp_show(shared):
     rows = json.loads(dvc(proj, "exp", "show", "--json", "--all-commits").stdout)
     exps = {e["name"]: e for row in rows for exp in row.get("experiments") or []
             for e in exp["revs"]}
-    assert {"lr-002", "first-run"} <= set(exps)  # first-run: `biasvar.parallel --exp`
+    assert {"lr-002", "first-run"} <= set(exps)  # first-run: `biasvar launch --name`
     data = exps["lr-002"]["data"]
     assert data["params"]["params.yaml"]["data"]["train"]["lr"] == LR
     assert data["metrics"]["metrics/headline.json"]["data"] == expected
@@ -328,7 +330,7 @@ def test_05_adding_a_width_trains_only_that_widths_blocks(shared):
 
 def test_10_runs_from_scratch_give_byte_identical_logits(shared, tmp_path):
     """A second run from an empty cache (a plain serial `dvc repro`) equals the first
-    (blocks in 2 parallel jobs), byte for byte."""
+    (blocks as 2 parallel tasks), byte for byte."""
     proj = make_project(tmp_path / "scratch", TINY)
     r = repro(proj, "collect")
     assert r.ran >= trains() | {"collect"} and not r.cached

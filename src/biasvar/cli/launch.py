@@ -2,17 +2,22 @@
 array through submitit, then the rest of the pipeline with every one of them restored
 from DVC's run-cache.
 
-    biasvar launch [--executor local|slurm] [-j N] [--remote DIR_OR_NAME] [targets ...]
+    biasvar launch [--executor local|slurm] [-j N] [-S OVERRIDE ...] [--name EXP]
+                   [--provenance DIR] [--remote DIR_OR_NAME] [targets ...]
 
-1. Checks before any work: a git repository whose ``dvc.yaml``, ``params.yaml``,
-   ``stages/`` and ``src/`` are committed (every task checks out that commit), the
-   arguments, and with ``--remote`` a DVC remote every task can reach (a configured
-   remote's name, or a directory, added as the remote ``launch`` in ``.dvc/config.local``).
+1. Checks before any work: a git repository whose ``dvc.yaml``, ``stages/`` and ``src/``
+   are committed (every task checks out that commit; ``params.yaml`` and ``dvc.lock``
+   travel from this workspace), the arguments, and with ``--remote`` a DVC remote every
+   task can reach (a configured remote's name, or a directory, added as the remote
+   ``launch`` in ``.dvc/config.local``). ``-S`` overrides are composed into
+   ``params.yaml`` exactly as ``dvc exp run -S`` does (DVC's Hydra composition, so
+   ``-S +experiment=paper`` takes ``configs/experiment/paper.yaml``) and validated
+   before the file is replaced.
 2. Here, serially: ``dvc repro generate split`` (cheap; what every block reads).
 3. The pool: every stage of ``POOL_GROUPS`` that ``dvc status`` lists as out of date is
    one task, longest first. A task clones the repository at the commit
-   (``git clone --shared``: objects shared, no copy), takes this repository's
-   ``dvc.lock``, restores ``generate``/``split``'s outputs and runs
+   (``git clone --shared``: objects shared, no copy), takes this workspace's
+   ``params.yaml`` and ``dvc.lock``, restores ``generate``/``split``'s outputs and runs
    ``dvc repro -s <stage>``. Where the outputs go:
 
    - without ``--remote``, into this repository's cache (DVC's shared cache: the clone's
@@ -28,7 +33,10 @@ from DVC's run-cache.
    a task that fails for good is one line naming it and its log.
 4. Here: ``dvc repro [targets]`` (``--pull`` with a remote): every task's stage is
    restored from the run-cache, nothing of the pool runs again, and the stages after it
-   (``collect`` …) run.
+   (``collect`` …) run. ``--name`` saves the result as a DVC experiment
+   (``dvc exp save``); ``--provenance DIR`` runs the stages here one by one, measures
+   every stage (wall time, peak memory; the pool's in its tasks) and writes the run's
+   provenance into DIR (``biasvar.tools.provenance``).
 
 What runs where never changes a stage's command, dependencies or params: results are
 byte-identical to a serial ``dvc repro`` (tests/test_pipeline.py checks it, with SLURM).
@@ -46,16 +54,53 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Which stages the pool runs, in which order, and the GPUs it sees are the thread pool's
-# (biasvar.tools.parallel, which launch replaces; they move here when it goes).
-from biasvar.tools.parallel import UPSTREAM, detect_gpus, group, pool_order
-
-# What a task checks out must be what this clone runs: these paths must be committed.
-COMMITTED = ("dvc.yaml", "params.yaml", "stages", "src")
+# What a task checks out must be what this clone runs: these paths must be committed
+# (params.yaml and dvc.lock are copied from the workspace into every task's clone).
+COMMITTED = ("dvc.yaml", "stages", "src")
 REMOTE_NAME = "launch"
+
+# Stage groups whose stages read nothing but the outputs of UPSTREAM (or no stage output
+# at all), so any number of them run at once once UPSTREAM is done: one task each.
+# tests/test_launch.py checks this against dvc.yaml.
+POOL_GROUPS = ("train", "spectral", "pc_bias", "spectral_cls", "erank_depth", "tradeoff",
+               "ridgeless")
+UPSTREAM = ("generate", "split")
+
+_TRAIN = re.compile(r"^train@(?P<noise>[^-]+)-(?P<width>\d+)-(?P<block>\d+)$")
+
+
+def group(stage: str) -> str:
+    """``train@0.0-4-0`` -> ``train``; a stage without ``@`` is its own group."""
+    return stage.split("@", 1)[0]
+
+
+def pool_order(stages: Sequence[str]) -> list[str]:
+    """The pool's stages, longest first so that no long task starts last: studies (one
+    process each, minutes at the default size) first, then train blocks by decreasing
+    width (a block's cost grows with width), ties in name order."""
+    def key(stage: str):
+        m = _TRAIN.match(stage)
+        return (0, 0, stage) if m is None else (1, -int(m["width"]), stage)
+
+    return sorted((s for s in stages if group(s) in POOL_GROUPS), key=key)
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi -L``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
 
 
 def dvc(*args: str) -> list[str]:
@@ -76,24 +121,84 @@ class Task:
     threads: int  # 0: the allocation's (SLURM_CPUS_PER_TASK) or torch's default
     gpu: str | None = None  # local executor: the one GPU this task sees
     cache_dir: str = ""  # the repository's cache, when shared
+    index: int = 0  # 1, 2, ...: the task's number (the provenance's job column)
 
 
-def _step(cmd: list[str], cwd: Path, log, env: dict[str, str]) -> None:
+@dataclass(frozen=True)
+class StageRun:
+    """One measured ``dvc repro -s``: what it cost (a row of the provenance's table)."""
+
+    stage: str
+    wall_s: float
+    max_rss_mib: float  # peak resident memory of the largest process in its tree
+    job: int = 0  # the pool task's index; 0 for stages run by the launcher itself
+
+
+STOP_GRACE_S = 30.0  # how long a stopped stage gets to unwind before it is killed
+
+
+def _stop(p: subprocess.Popen) -> None:
+    """Stop ``p`` and everything it started (its own session: a stage under dvc): SIGTERM,
+    which a stage turns into its cleanup (stages/_common.py), then SIGKILL."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(p.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            p.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _start(cmd: list[str], cwd: Path, **kw) -> subprocess.Popen:
+    # its own session: a signal to this process (Ctrl-C, SIGTERM, a SLURM cancel) is
+    # passed on to the whole tree by _stop, never left to reach part of it
+    return subprocess.Popen(cmd, cwd=cwd, start_new_session=True, **kw)
+
+
+def measured(cmd: list[str], cwd: Path, log, env: dict[str, str] | None = None
+             ) -> tuple[int, float, float]:
+    """Run ``cmd`` with its output appended to ``log`` (a file); (exit code, wall seconds,
+    peak MiB). ``os.wait4`` returns the rusage of the process including the children it
+    waited for (a stage's command), and Linux's ``ru_maxrss`` of that is the largest
+    resident set among them: the stage's peak memory (dvc itself takes ~0.1 GiB)."""
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    log.write(f"  ({time.perf_counter() - t0:.1f} s, exit {r.returncode})\n")
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[2:] if cmd[1:2] == ['-m'] else cmd)} exited "
-                           f"{r.returncode}")
+    p = _start(cmd, cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _, status, usage = os.wait4(p.pid, 0)
+    except BaseException:  # Ctrl-C or SIGTERM here: the command must not outlive us
+        _stop(p)
+        raise
+    p.returncode = rc = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait
+    wall = time.perf_counter() - t0
+    log.write(f"  ({wall:.1f} s, exit {rc})\n")
+    log.flush()
+    return rc, wall, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
 
 
-def run_task(task: Task) -> str:
+def _shown(cmd: list[str]) -> str:
+    return " ".join(cmd[2:] if cmd[1:2] == ["-m"] else cmd)
+
+
+def _step(cmd: list[str], cwd: Path, log, env: dict[str, str] | None = None
+          ) -> tuple[float, float]:
+    rc, wall, peak = measured(cmd, cwd, log, env)
+    if rc != 0:
+        raise RuntimeError(f"{_shown(cmd)} exited {rc}")
+    return wall, peak
+
+
+def run_task(task: Task) -> StageRun:
     """The body of one array task (submitit pickles a reference to this function): clone
     at the commit, restore ``generate``/``split``, ``dvc repro -s <stage>`` (and
     ``dvc push --run-cache`` with a remote); the clone is removed on success. Returns the
-    stage name."""
+    stage's cost (``dvc repro -s`` alone)."""
     work = Path(task.workdir)
     env = dict(os.environ)
     threads = task.threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0") or 0)
@@ -108,11 +213,12 @@ def run_task(task: Task) -> str:
         _step(["git", "clone", "-q", "--shared", "--no-checkout", task.repo, str(work)],
               Path(task.repo), log, env)
         _step(["git", "checkout", "-q", "--detach", task.commit], work, log, env)
-        # The repository's lock: generate/split as the launcher just ran them (their
-        # entries need not be committed); the rest of it is what the task's stage replaces.
-        lock = Path(task.repo) / "dvc.lock"
-        if lock.exists():
-            shutil.copyfile(lock, work / "dvc.lock")
+        # The workspace's params (-S overrides need not be committed) and lock
+        # (generate/split as the launcher just ran them); the task's stage replaces the
+        # rest of the lock.
+        for name in ("params.yaml", "dvc.lock"):
+            if (Path(task.repo) / name).exists():
+                shutil.copyfile(Path(task.repo) / name, work / name)
         # What `dvc cache dir --local` / `dvc remote add --local -d` write, without
         # starting DVC once more.
         (work / ".dvc" / "config.local").write_text(
@@ -122,12 +228,12 @@ def run_task(task: Task) -> str:
         _step(dvc("checkout" if task.cache_dir else "pull", *UPSTREAM), work, log, env)
         # -s: this stage only (its upstream is restored, not re-checked); a run-cache hit
         # (an earlier attempt that got as far as saving) is restored instead of rerun.
-        _step(dvc("repro", "-s", task.stage), work, log, env)
+        wall, peak = _step(dvc("repro", "-s", task.stage), work, log, env)
         if not task.cache_dir:
             _step(dvc("push", "--run-cache"), work, log, env)
         log.write(f"--- {task.stage} done\n")
     shutil.rmtree(work, ignore_errors=True)
-    return task.stage
+    return StageRun(task.stage, wall, peak, task.index)
 
 
 # ---------------------------------------------------------------- the launcher
@@ -147,6 +253,9 @@ class Options:
     retries: int = 1
     work_dir: str | None = None
     targets: tuple[str, ...] = ()
+    set_params: tuple[str, ...] = ()  # -S: Hydra overrides of params.yaml
+    name: str | None = None  # dvc exp save -n NAME at the end
+    provenance: str | None = None  # a folder for the run's provenance
 
 
 def add_parser(sub) -> None:
@@ -175,6 +284,113 @@ def add_parser(sub) -> None:
     p.add_argument("--retries", type=int_in(0, 100), default=1,
                    help="resubmissions of a failed task (default 1)")
     p.add_argument("--work-dir", help="clones and logs (default .dvc/tmp/launch/<time>)")
+    p.add_argument("-S", "--set-param", action="append", default=[], metavar="OVERRIDE",
+                   help="a Hydra override of params.yaml, as for dvc exp run -S (e.g. "
+                   "+experiment=paper or train.lr=0.003); repeatable")
+    p.add_argument("--name", type=exp_name, help="save the result as this DVC experiment "
+                   "(dvc exp save -n)")
+    p.add_argument("--provenance", metavar="DIR", help="run the stages here one by one, "
+                   "measure each, and write the run's provenance into DIR")
+
+
+_EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def exp_name(text: str) -> str:
+    """``--name`` (an argparse ``type=``): what ``dvc exp save -n`` accepts as a git ref
+    component."""
+    import argparse
+
+    if not _EXP_NAME.match(text) or ".." in text or text.endswith((".", ".lock")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed: an experiment name of letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit")
+    return text
+
+
+def compose_params(root: Path, overrides: Sequence[str], out: Path | None = None) -> Path:
+    """``params.yaml`` with the ``-S`` overrides, composed as ``dvc exp run -S`` does
+    (DVC's Hydra composition from ``hydra.config_dir`` when ``hydra.enabled``, else DVC's
+    overrides of the file), written to ``out`` (default: a temporary file in ``.dvc/``)
+    and validated (every section, ``biasvar.tools.validate``). Returns ``out``; raises a
+    one-line ``InputError`` naming the override and what is wrong (``out`` removed).
+
+    One check is added to DVC's: a key set twice is refused (Hydra keeps the last value
+    without a word)."""
+    import tempfile
+
+    from dvc.config import Config
+    from dvc.utils.hydra import apply_overrides, compose_and_dump
+
+    from biasvar.core.config import read_yaml
+    from biasvar.core.errors import BiasvarError, InputError
+    from biasvar.tools.validate import validate_all
+
+    seen: set[str] = set()
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~").strip()
+        if "=" in o and key in seen:
+            raise InputError(f"-S {o}: sets {key} twice; give each key once")
+        seen.add(key)
+    params = root / "params.yaml"
+    if params.exists() and not os.access(params, os.W_OK):
+        raise InputError(f"{params}: read-only, and -S would rewrite it; make it writable "
+                         "or drop -S")
+    hydra = dict(Config(dvc_dir=str(root / ".dvc")).get("hydra", {}))
+    if out is None:  # next to params.yaml's folder, so that os.replace is atomic
+        fd, name = tempfile.mkstemp(prefix="params.launch.", suffix=".yaml",
+                                    dir=root / ".dvc")
+        os.close(fd)
+        out = Path(name)
+    shown = " ".join(f"-S {o}" for o in overrides)
+    try:
+        if hydra.get("enabled"):
+            compose_and_dump(out, str(root / hydra.get("config_dir", "conf")), None,
+                             hydra.get("config_name", "config"),
+                             str(root / hydra.get("plugins_path", "")), list(overrides))
+        else:
+            shutil.copyfile(params, out)
+            apply_overrides(out, list(overrides))
+    except Exception as e:  # Hydra's and OmegaConf's errors have no common base
+        from hydra.errors import HydraException
+
+        out.unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, HydraException):  # a full disk
+            raise InputError(f"{shown}: the composed params could not be written "
+                             f"({e.strerror or e}); params.yaml unchanged") from None
+        # one line: Hydra's messages span several ("Available options in 'experiment': ...")
+        why = " ".join(x.strip() for x in str(e.__cause__ or e).splitlines() if x.strip())
+        why = why.split(" Config search path:")[0]  # Hydra's internals, not the user's
+        raise InputError(f"{shown}: {why or type(e).__name__}") from None
+    try:
+        validate_all(read_yaml(out), root)
+    except BiasvarError as e:
+        out.unlink(missing_ok=True)
+        raise InputError(f"{shown}: {str(e).replace(str(out), 'params.yaml')}") from None
+    return out
+
+
+def check_targets(root: Path, targets: Sequence[str]) -> None:
+    """Every target names a stage (or a ``foreach`` group) of ``dvc.yaml``, as DVC reads
+    it: checked before any work, not after ``generate`` and ``split`` have run."""
+    from dvc.repo import Repo
+
+    from biasvar.core.errors import InputError
+
+    if not targets:
+        return
+    with Repo(str(root)) as repo:
+        names = [st.addressing for st in repo.index.stages]
+        for t in targets:
+            try:
+                repo.stage.collect(t)
+            except Exception:  # StageNotFound, a bad path: DVC's own errors
+                import difflib
+
+                near = difflib.get_close_matches(t, names, n=3)
+                raise InputError(f"{t}: not a stage of dvc.yaml"
+                                 + (f" (did you mean {', '.join(near)}?)" if near else "")
+                                 ) from None
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -190,15 +406,22 @@ def _quiet(cmd: list[str], cwd: Path, log: Path | None = None) -> str:
     """Run ``cmd``; on failure one ``InputError`` line with the command and its last line."""
     from biasvar.core.errors import InputError
 
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    p = _start(cmd, cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = p.communicate()
+    except BaseException:  # Ctrl-C or SIGTERM here: the command must not outlive us
+        _stop(p)
+        raise
     if log is not None:
         with open(log, "a") as f:
-            f.write(f"$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    if r.returncode != 0:
-        last = (r.stderr.strip() or r.stdout.strip() or "no output").splitlines()[-1]
-        shown = " ".join(cmd[2:]) if cmd[1:2] == ["-m"] else " ".join(cmd)
-        raise InputError(f"{shown} failed: {last}" + (f" (log: {log})" if log else ""))
-    return r.stdout
+            f.write(f"$ {' '.join(cmd)}\n{stdout}{stderr}")
+    if p.returncode != 0:
+        lines = [x.strip() for x in (stderr + stdout).splitlines() if x.strip()]
+        # DVC ends its errors with a support banner: the ERROR line is the news
+        errors = [x for x in lines if x.startswith("ERROR")]
+        last = (errors or lines or ["no output"])[-1]
+        raise InputError(f"{_shown(cmd)} failed: {last}" + (f" (log: {log})" if log else ""))
+    return stdout
 
 
 def remote_url(root: Path, remote: str) -> str:
@@ -288,7 +511,7 @@ def _failed(job) -> str | None:
 
 
 def run_pool(tasks: list[Task], opts: Options, folder: Path, jobs: int,
-             progress=print, poll_s: float = 0.5) -> None:
+             progress=print, poll_s: float = 0.5) -> list[StageRun]:
     """Run ``tasks`` on the executor: SLURM as one job array per round (the failed ones
     resubmitted as the next round), local processes ``jobs`` at a time. Raises one
     ``InputError`` line naming a task that failed ``retries + 1`` times and its log."""
@@ -297,13 +520,14 @@ def run_pool(tasks: list[Task], opts: Options, folder: Path, jobs: int,
     attempts = {t.stage: 0 for t in tasks}
     pending = list(tasks)
     running: dict = {}  # job -> task
-    done: list[str] = []
+    done: list[StageRun] = []
     try:
         _loop(ex, opts, jobs, attempts, pending, running, done, len(tasks), progress, poll_s)
     except BaseException:  # a failed task, Ctrl-C, SIGTERM: no task outlives the launcher
         for job in running:
             job.cancel(check=False)
         raise
+    return done
 
 
 def _loop(ex, opts: Options, jobs: int, attempts: dict, pending: list, running: dict,
@@ -328,7 +552,7 @@ def _loop(ex, opts: Options, jobs: int, attempts: dict, pending: list, running: 
             t = running.pop(j)
             why = _failed(j)
             if why is None:
-                done.append(t.stage)
+                done.append(j.result())  # the task's StageRun
             elif attempts[t.stage] <= opts.retries:
                 progress(f"launch: {t.stage} failed ({why}); retrying "
                          f"({attempts[t.stage]}/{opts.retries + 1} attempts)")
@@ -345,21 +569,96 @@ def _loop(ex, opts: Options, jobs: int, attempts: dict, pending: list, running: 
             time.sleep(poll_s)
 
 
-def launch(opts: Options, root: Path, progress=print) -> dict:
-    """The whole run (module docstring); returns what ran: ``{"pool": [...], "assembly":
-    [stages run by the assembly]}``."""
+def stale_in_order(root: Path, targets: Sequence[str] = ()) -> list[str]:
+    """The out-of-date stages (of ``targets`` and their upstream, if given), each after
+    the stages it reads from: ``dvc status`` for which, DVC's own plan of a
+    ``dvc repro`` (``dvc.repo.reproduce.plan_repro``) for the order."""
+    from dvc.repo import Repo
+    from dvc.repo.reproduce import plan_repro
+
+    scope = ["--with-deps", *targets] if targets else []
+    stale = set(json.loads(_quiet(dvc("status", "--json", *scope), root) or "{}"))
+    with Repo(str(root)) as repo:
+        chosen = [st for t in targets for st in repo.stage.collect(t)] or None
+        order = [st.addressing for st in plan_repro(repo.index.graph, chosen)]
+    return [s for s in order if s in stale]
+
+
+def _serial(stages: Sequence[str], root: Path, log_path: Path, record: list[StageRun],
+            progress) -> str:
+    """``dvc repro -s`` of each of ``stages`` here, one at a time, measured; returns what
+    they printed (for the assembly's check)."""
     from biasvar.core.errors import InputError
 
+    start = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "a") as log:
+        for stage in stages:
+            rc, wall, peak = measured(dvc("repro", "-s", stage), root, log)
+            if rc != 0:
+                raise InputError(f"dvc repro -s {stage} failed (exit {rc}); see {log_path}")
+            record.append(StageRun(stage, wall, peak, 0))
+            progress(f"launch: {stage} in {wall:.1f} s, peak {peak / 1024:.2f} GiB")
+    with open(log_path) as f:
+        f.seek(start)
+        return f.read()
+
+
+def launch(opts: Options, root: Path, progress=print, command: str = "biasvar launch") -> dict:
+    """The whole run (module docstring); returns what ran: ``{"pool": [...], "assembly":
+    [stages run by the assembly], "work_dir": ...}``. ``command`` is what the provenance
+    says was run."""
+    from biasvar.core.config import read_yaml
+    from biasvar.core.errors import InputError
+    from biasvar.tools.provenance import check_destination, write_provenance
+
     root = root.resolve()
-    commit = check_committed(root)
-    url = remote_url(root, opts.remote) if opts.remote else ""
+    if not (root / "dvc.yaml").is_file() or not (root / ".dvc").is_dir():
+        raise InputError(f"{root}: not the project folder (no dvc.yaml and .dvc/ here); run "
+                         "biasvar launch in the folder that holds dvc.yaml")
+    commit = check_committed(root)  # also: a git repository with a commit (dvc exp save)
+    composed = compose_params(root, opts.set_params) if opts.set_params else None
+    params = root / "params.yaml"
+    try:
+        if opts.provenance:
+            report = read_yaml(composed or params).get("plot", {}).get("report")
+            try:
+                check_destination(opts.provenance, root, report)
+            except ValueError as e:
+                raise InputError(f"--provenance {e}") from None
+        if composed is None:
+            check_targets(root, opts.targets)
+    except BaseException:
+        if composed is not None:
+            composed.unlink(missing_ok=True)
+        raise
+    before = params.read_bytes() if composed is not None and params.exists() else None
+    if composed is not None:
+        if params.exists():  # mkstemp made it private; params.yaml keeps its mode
+            os.chmod(composed, params.stat().st_mode & 0o7777)
+        os.replace(composed, params)  # atomic: the old or the new file
+    try:
+        if composed is not None:  # the stage names depend on the params
+            check_targets(root, opts.targets)
+        url = remote_url(root, opts.remote) if opts.remote else ""
+    except BaseException:
+        if before is not None:  # refused before any work: params.yaml as it was
+            params.write_bytes(before)
+        raise
+    if composed is not None:
+        progress("launch: params.yaml composed with " +
+                 " ".join(f"-S {o}" for o in opts.set_params))
     shared = "" if url else cache_dir(root)
     work = Path(opts.work_dir or root / ".dvc" / "tmp" / "launch" /
                 time.strftime("%Y%m%d-%H%M%S")).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    record: list[StageRun] = []
     upstream_log = work / "upstream.log"
     progress("launch: dvc repro " + " ".join(UPSTREAM))
-    _quiet(dvc("repro", *UPSTREAM), root, upstream_log)
+    if opts.provenance:
+        _serial(stale_in_order(root, UPSTREAM), root, upstream_log, record, progress)
+    else:
+        _quiet(dvc("repro", *UPSTREAM), root, upstream_log)
     if url:
         _quiet(dvc("push", *UPSTREAM), root, upstream_log)
     # the pool stages the targets need (all of them without targets), out of date
@@ -372,20 +671,39 @@ def launch(opts: Options, root: Path, progress=print) -> dict:
     tasks = [Task(stage=s, repo=str(root), commit=commit, remote_url=url,
                   workdir=str(work / "clones" / s), log=str(work / f"{s}.log"),
                   threads=threads, gpu=gpus[i % len(gpus)] if gpus else None,
-                  cache_dir=shared)
+                  cache_dir=shared, index=i + 1)
              for i, s in enumerate(stages)]
     progress(f"launch: {len(tasks)} tasks on {opts.executor}"
              + (f", {jobs} at a time, {threads} threads each" if opts.executor == "local"
                 else "") + f"; logs in {work}")
     if tasks:
-        run_pool(tasks, opts, work / "submitit", jobs, progress)
+        record += run_pool(tasks, opts, work / "submitit", jobs, progress)
     assemble_log = work / "assemble.log"
     pull = ["--pull"] if url else []
     progress("launch: " + " ".join(["dvc", "repro", *pull, *opts.targets]))
-    out = _quiet(dvc("repro", *pull, *opts.targets), root, assemble_log)
-    ran = re.findall(r"Running stage '([^']+)'", out)
+    if opts.provenance:  # the stages one by one (the pool's are restored: not measured)
+        rest = [s for s in stale_in_order(root, opts.targets) if s not in stages]
+        for s in stages:  # restored from the run-cache first: the rest reads their outputs
+            _quiet(dvc("repro", *pull, "-s", s), root, assemble_log)
+        out = _serial(rest, root, assemble_log, record, progress)
+    else:
+        out = _quiet(dvc("repro", *pull, *opts.targets), root, assemble_log)
+    # with --provenance the pool's restores went to the log only: look for a rerun there
+    ran = re.findall(r"Running stage '([^']+)'",
+                     assemble_log.read_text() if opts.provenance else out)
     again = [s for s in ran if s in stages or group(s) in UPSTREAM]
     if again:
         raise InputError(f"assembly reran {', '.join(again)} (not restored from the "
                          f"run-cache); see {assemble_log}")
-    return {"pool": stages, "assembly": ran, "work_dir": str(work)}
+    if opts.name:
+        _quiet(dvc("exp", "save", "-f", "-n", opts.name), root, assemble_log)
+        progress(f"launch: saved as experiment {opts.name}")
+    wall = time.perf_counter() - t_start
+    if opts.provenance:
+        order = {s: i for i, s in enumerate([*UPSTREAM, *stages])}
+        record.sort(key=lambda r: order.get(r.stage, len(order)))
+        out_dir = write_provenance(Path(opts.provenance), root, command, wall,
+                                   jobs if opts.executor == "local" else len(tasks), threads,
+                                   gpus, record)
+        progress(f"launch: provenance -> {out_dir}")
+    return {"pool": stages, "assembly": ran, "work_dir": str(work), "wall_s": wall}

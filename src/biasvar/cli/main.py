@@ -1,7 +1,7 @@
 """``biasvar``: the console script (``pip install`` puts it on PATH).
 
     biasvar analyze ENSEMBLE --out DIR [--bootstrap N] [--ci LEVEL]
-    biasvar launch [--executor local|slurm] [-j N] [--remote DIR] [targets ...]
+    biasvar launch [--executor local|slurm] [-j N] [-S OVERRIDE] [--name EXP] [targets ...]
 
 ``analyze`` decomposes an ensemble you bring, with no training and no DVC:
 ``ENSEMBLE`` is an ``.npz`` (``logits`` or ``probs`` of shape (members, examples,
@@ -77,10 +77,14 @@ def _launch(args) -> int:
                    remote=args.remote, partition=args.partition,
                    cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
                    mem=args.mem, time=args.time, retries=args.retries,
-                   work_dir=args.work_dir, targets=tuple(args.targets))
+                   work_dir=args.work_dir, targets=tuple(args.targets),
+                   set_params=tuple(args.set_param), name=args.name,
+                   provenance=args.provenance)
+    command = "biasvar " + " ".join(sys.argv[1:])
 
     def run() -> int:
-        result = launch(opts, Path.cwd(), progress=lambda line: print(line, flush=True))
+        result = launch(opts, Path.cwd(), progress=lambda line: print(line, flush=True),
+                        command=command)
         print(f"launch: {len(result['pool'])} tasks, then {len(result['assembly'])} stages "
               f"in the assembly; logs in {result['work_dir']}")
         return 0

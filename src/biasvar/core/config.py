@@ -83,7 +83,7 @@ OpenUnitInterval = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False,
                                           description="a level in (0, 1)")]
 Bool = Annotated[bool, Field(description="true or false")]
 
-# Upper bounds of sizes and counts. Generous: far above params.yaml, configs/*.yaml and
+# Upper bounds of sizes and counts. Generous: far above params.yaml, configs/experiment/*.yaml and
 # the test params; a value past one is a typo (a digit or three too many) that would
 # otherwise end in an allocator traceback, a MemoryError or days of computing, after
 # earlier stages had run (a plot at `dpi: 100000` died after DVC had removed the report).
@@ -263,7 +263,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     any depth (its key path and both lines: PyYAML would silently keep the last, while
     ``dvc repro`` refuses the file, so the two would disagree), a document that is not a
     mapping of sections, or an unknown section (with the closest name). Configuration
-    files (``configs/*.yaml``, overrides of params.yaml) are read with it too.
+    files (``configs/experiment/*.yaml``, overrides of params.yaml) are read with it too.
     """
     path = Path(path)
     if path.is_dir():

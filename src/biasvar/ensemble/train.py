@@ -297,15 +297,15 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     from tqdm.auto import tqdm
 
     from biasvar.core.alloc import keep_freed_memory
-    from biasvar.core.jobs import fair_threads
 
     # the same activations are allocated every step: keep freed memory in the heap,
     # or a step may page-fault on fresh pages (1.6-2x slower; biasvar.core.alloc)
     keep_freed_memory()
 
-    # runtime.threads 0: share the cores with the stages running beside this one,
-    # re-checked at every log step (biasvar.core.jobs); never changes results.
-    torch.set_num_threads(fair_threads(runtime.threads))
+    # runtime.threads 0: torch's default, which is OMP_NUM_THREADS when set (biasvar
+    # launch sets it per task: cores // tasks at a time); never changes results.
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
     # Adam's second moments underflow into denormals, which are ~100x slower on
     # x86 CPUs; flushing them to zero changes results only at the 1e-38 level.
     torch.set_flush_denormal(True)
@@ -358,7 +358,6 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
 
     def on_log(step: int, train_loss: torch.Tensor, train_acc: torch.Tensor) -> None:
         nonlocal last_eval
-        torch.set_num_threads(fair_threads(runtime.threads))
         # The last step always logs: its evaluation is the block's final one.
         last_eval = _evaluate(model, n_members, *eval_args, chunk=chunk)
         scores = last_eval[2]

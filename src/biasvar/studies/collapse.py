@@ -309,11 +309,11 @@ def train_binary(task: dict[str, np.ndarray], width: int, depth: int, draw_idx: 
     import torch
 
     from biasvar.core.errors import BiasvarError, NonFiniteLossError
-    from biasvar.core.jobs import fair_threads
     from biasvar.ensemble.models import init_members, stacked_model
     from biasvar.ensemble.train import EpochBatches, fit_members
 
-    torch.set_num_threads(fair_threads(threads))
+    if threads:  # else torch's default: OMP_NUM_THREADS when set, else the cores
+        torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     n_members, n_draw = draw_idx.shape
     x_train = torch.as_tensor(task["x_train"], dtype=torch.float32)

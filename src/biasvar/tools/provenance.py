@@ -1,6 +1,6 @@
 """What a committed report needs to say how it was made: ``write_provenance``.
 
-``python -m biasvar.tools.parallel --provenance DIR`` calls it after a run.
+``biasvar launch --provenance DIR`` calls it after a run (``biasvar.cli.launch``).
 DIR receives:
 
 - ``params.yaml``, ``dvc.lock``, ``headline.json`` and ``width_curves/`` of the run (copied:
@@ -8,7 +8,8 @@ DIR receives:
   the run's one DVC metric, ``metrics/headline.json``);
 - ``run.json``: commit, command, wall time, jobs and threads, the machine
   (CPU model, cores, memory, OS, Python, torch, GPU) and one row per stage
-  (wall seconds, peak memory in MiB, the job that ran it);
+  (wall seconds, peak memory in MiB, the pool task that ran it: 0 for
+  the stages run by the launcher itself);
 - ``RUN.md``: the same in words and a table, for readers of the report.
 
 ``check_destination`` refuses, before the run, a DIR that could not be written or
@@ -114,7 +115,8 @@ def write_provenance(out: Path, cwd: Path, command: str, wall_s: float, jobs: in
                      threads: int, gpus: Sequence[str], stages: Sequence[Any]) -> Path:
     """Write ``params.yaml``, ``dvc.lock``, ``run.json`` and ``RUN.md`` into ``out``.
 
-    ``stages``: ``StageRun`` records (``stage, wall_s, max_rss_mib, job``).
+    ``stages``: ``biasvar.cli.launch.StageRun`` records (``stage, wall_s, max_rss_mib,
+    job``); ``jobs``: tasks at a time (local) or in the array (SLURM).
     """
     out.mkdir(parents=True, exist_ok=True)
     for name in ("params.yaml", "dvc.lock"):
@@ -157,8 +159,9 @@ def run_markdown(info: dict[str, Any]) -> str:
         + (f" with local changes to {', '.join(info['dirty_files'])}" if info["dirty_files"]
            else "") + ".",
         f"- Command (in a fresh clone with an empty DVC cache): `{info['command']}`.",
-        f"- Wall time, end to end: {mins} min {secs} s ({info['jobs']} parallel job(s), "
-        f"{info['threads_per_job']} CPU thread(s) each"
+        f"- Wall time, end to end: {mins} min {secs} s ({info['jobs']} parallel task(s), "
+        + (f"{info['threads_per_job']} CPU thread(s) each" if info["threads_per_job"]
+           else "each with the CPUs of its SLURM allocation")
         + (f", GPUs {','.join(info['gpus'])}" if info["gpus"] else "") + ").",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
         f"Python {m['python']}, torch {m['torch']}, "
@@ -171,16 +174,16 @@ def run_markdown(info: dict[str, Any]) -> str:
         lines.append(f"- Peak memory of any stage: {peak['max_rss_mib'] / 1024:.2f} GiB "
                      f"(`{peak['stage']}`), measured as the largest resident set in the "
                      "stage's `dvc repro -s` process tree (dvc itself takes ~0.1 GiB).")
-    lines += ["", "| stage | wall (s) | peak memory (GiB) | job |", "|---|---:|---:|---:|"]
+    lines += ["", "| stage | wall (s) | peak memory (GiB) | task |", "|---|---:|---:|---:|"]
     lines += [f"| {r['stage']} | {r['wall_s']:.1f} | {r['max_rss_mib'] / 1024:.2f} | {r['job']} |"
               for r in info["stages"]]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """No command line: one line pointing to the runner's ``--provenance DIR``, exit code 2."""
+    """No command line: one line pointing to ``biasvar launch --provenance DIR``, exit code 2."""
     print("error: biasvar.tools.provenance has no command line; a run records its provenance "
-          "with `python -m biasvar.tools.parallel --provenance DIR`", file=sys.stderr)
+          "with `biasvar launch --provenance DIR`", file=sys.stderr)
     return 2
 
 
