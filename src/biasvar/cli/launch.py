@@ -6,8 +6,8 @@ from DVC's run-cache.
                    [--provenance DIR] [--remote DIR_OR_NAME] [targets ...]
 
 1. Checks before any work: a git repository whose ``dvc.yaml``, ``stages/`` and ``src/``
-   are committed (every task checks out that commit; ``params.yaml`` and ``dvc.lock``
-   travel from this workspace), the arguments, and with ``--remote`` a DVC remote every
+   are committed (every task checks out that commit; ``params.yaml`` travels from this
+   workspace), the arguments, and with ``--remote`` a DVC remote every
    task can reach (a configured remote's name, or a directory, added as the remote
    ``launch`` in ``.dvc/config.local``). ``-S`` overrides are composed into
    ``params.yaml`` exactly as ``dvc exp run -S`` does (DVC's Hydra composition, so
@@ -17,8 +17,8 @@ from DVC's run-cache.
 3. The pool: every stage of ``POOL_GROUPS`` that ``dvc status`` lists as out of date is
    one task, longest first. A task clones the repository at the commit
    (``git clone --shared``: objects shared, no copy), takes this workspace's
-   ``params.yaml`` and ``dvc.lock``, restores ``generate``/``split``'s outputs and runs
-   ``dvc repro -s <stage>``. Where the outputs go:
+   ``params.yaml`` and the ``generate``/``split`` entries of its ``dvc.lock``, restores
+   their outputs and runs ``dvc repro -s <stage>``. Where the outputs go:
 
    - without ``--remote``, into this repository's cache (DVC's shared cache: the clone's
      ``cache.dir``), which a task sees because it sees the repository it clones; the
