@@ -148,6 +148,40 @@ def test_launch_set_param_refused_by_composition_or_validation(tmp_path, item, n
     refused(tmp_path, "-S", item, needles=(f"-S {item}", needle))
 
 
+def test_launch_set_param_deleting_a_required_key(tmp_path):
+    """Hydra's `~key` deletes a key; validation then names it."""
+    refused(tmp_path, "-S", "~train.lr", needles=("-S ~train.lr", "train", "lr"))
+
+
+def test_launch_set_param_without_the_config_directory(tmp_path):
+    """DVC's Hydra composition is enabled, but configs/ is gone."""
+    proj = project(tmp_path)
+    shutil.rmtree(proj / "configs")
+    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit",
+                    "-qam", "no configs"], cwd=proj, check=True, capture_output=True)
+    refused(tmp_path, "-S", "+experiment=digits", proj=proj,
+            needles=("-S +experiment=digits", "configs"))
+
+
+def test_launch_gpus_per_task_without_a_gpu(tmp_path):
+    """(tools.parallel: `--gpus foo` silently ran on the CPU.) No visible GPU: refused."""
+    proj = project(tmp_path)
+    before = snapshot(proj)
+    env = {**_env(), "CUDA_VISIBLE_DEVICES": ""}
+    r = subprocess.run([sys.executable, "-m", "biasvar.cli.main", "launch",
+                        "--gpus-per-task", "1"], cwd=proj, env=env, capture_output=True,
+                       text=True, timeout=120)
+    one_error(r, "--gpus-per-task 1", "no GPU")
+    assert snapshot(proj) == before
+
+
+def test_launch_work_dir_under_a_file(tmp_path):
+    """`--work-dir` under a file ended in a FileExistsError traceback."""
+    (tmp_path / "afile").write_text("x")
+    refused(tmp_path, "--work-dir", str(tmp_path / "afile" / "w"),
+            needles=("--work-dir", "not a writable folder"))
+
+
 def test_launch_set_key_then_used_as_a_section(tmp_path):
     refused(tmp_path, "-S", "train.lr=0.1", "-S", "train.lr.x=1",
             needles=("-S train.lr.x=1", "'x' is not in struct"))

@@ -663,6 +663,17 @@ def launch(opts: Options, root: Path, progress=print, command: str = "biasvar la
         raise InputError(f"{root}: not the project folder (no dvc.yaml and .dvc/ here); run "
                          "biasvar launch in the folder that holds dvc.yaml")
     commit = check_committed(root)  # also: a git repository with a commit (dvc exp save)
+    if opts.executor == "local" and opts.gpus_per_task and not detect_gpus():
+        raise InputError(f"--gpus-per-task {opts.gpus_per_task}: this machine shows no GPU "
+                         "(CUDA_VISIBLE_DEVICES, nvidia-smi -L); the tasks would silently "
+                         "train on the CPU. Drop the option, or use --executor slurm")
+    if opts.work_dir:
+        existing = Path(opts.work_dir).resolve()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise InputError(f"--work-dir {opts.work_dir}: {existing} is not a writable "
+                             "folder, so the clones and logs cannot go there")
     composed = compose_params(root, opts.set_params) if opts.set_params else None
     params = root / "params.yaml"
     try:
