@@ -53,6 +53,7 @@ def test_cifar10_config_validates_with_the_files_where_the_docs_put_them(tmp_pat
 
     shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
     shutil.copytree(ROOT / "configs", tmp_path / "configs", symlinks=True)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")  # import.path must exist
     (tmp_path / ".dvc").mkdir()
     shutil.copy2(ROOT / ".dvc" / "config", tmp_path / ".dvc" / "config")
     monkeypatch.chdir(tmp_path)  # data.root is relative to the project folder
