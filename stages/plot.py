@@ -21,6 +21,8 @@ def main() -> None:
                     "optional")
     ap.add_argument("--alignment-size", help="alignment_size's per-size and K -> inf fits "
                     "(two CSVs, comma-separated), optional")
+    ap.add_argument("--dynamics", help="the dynamics stage's folder (data/dynamics), optional")
+    ap.add_argument("--shift", help="the shift stage's folder (data/shift), optional")
     ap.add_argument("--studies", help="data/studies (companion-study tables), optional")
     ap.add_argument("--out", required=True, help="reports/ (the report name is a param)")
     args = ap.parse_args()
@@ -40,6 +42,8 @@ def main() -> None:
         COLLAPSE_MODEL_CSV,
         CURVES_CSV,
         DECOMPOSITION,
+        DYNAMICS_FITS_CSV,
+        DYNAMICS_SUMMARY_CSV,
         ERANK_CSV,
         ERANK_DEPTH_CSV,
         FITS,
@@ -47,6 +51,9 @@ def main() -> None:
         PC_BIAS_CSV,
         RELIABILITY,
         RIDGELESS_CSV,
+        SHIFT_EXAMPLES_CSV,
+        SHIFT_FITS_CSV,
+        SHIFT_SUMMARY_CSV,
         SPECTRAL_CLS_CSV,
         SPECTRAL_CSV,
         SUMMARY,
@@ -120,9 +127,28 @@ def main() -> None:
                                                    CALIBRATION_INTERVENTION_CSV), style)
         metrics["calibration_intervention"] = read_json(
             Path(args.metrics).parent / "calibration_intervention.json")
+    mdir = Path(args.metrics).parent
+    if args.dynamics:
+        from biasvar.report.dynamics import add_dynamics
+
+        dyn = Path(args.dynamics)
+        metrics["dynamics"] = read_json(mdir / "dynamics.json")
+        if metrics["dynamics"]["steps"]:  # an imported ensemble has no checkpoints
+            add_dynamics(rep, read_csv(dyn / "summary.csv", DYNAMICS_SUMMARY_CSV),
+                         read_csv(dyn / "fits.csv", DYNAMICS_FITS_CSV), metrics["dynamics"],
+                         style)
+    if args.shift:
+        from biasvar.report.shift import add_shift
+
+        sh = Path(args.shift)
+        metrics["shift"] = read_json(mdir / "shift.json")
+        if metrics["shift"]["kinds"]:
+            add_shift(rep, read_csv(sh / "summary.csv", SHIFT_SUMMARY_CSV),
+                      read_csv(sh / "fits.csv", SHIFT_FITS_CSV),
+                      read_csv(sh / "examples.csv", SHIFT_EXAMPLES_CSV), metrics["shift"],
+                      style)
     if args.studies:
         st = Path(args.studies)
-        mdir = Path(args.metrics).parent
         for name in ("tradeoff", "ridgeless", "erank"):
             metrics[name] = read_json(mdir / f"{name}.json")
         # each spectral@<config> writes its table and its metrics together

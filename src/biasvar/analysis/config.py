@@ -69,3 +69,15 @@ class CalibrationInterventionParams(Section):
     bootstrap: Bootstrap  # replicates resampling test examples (paired before/after)
     ci: OpenUnitInterval
     seed: Seed
+
+
+class DynamicsParams(Section):
+    """The decomposition at every checkpoint step (``dynamics.*``): the intervals' level
+    and the alignment fit's bootstrap over test examples. The steps themselves are
+    ``train.checkpoints`` (they are logits the train stage keeps)."""
+
+    SECTION: ClassVar[str] = "dynamics"
+    bootstrap: Bootstrap  # 0: no intervals for the alignment slope
+    ci: OpenUnitInterval
+    seed: Seed
+

@@ -239,7 +239,8 @@ class SourceParams(Section):
 # unknown section without importing later subpackages or the study modules (torch).
 SECTION_NAMES = ("data", "split", "ensemble", "model", "train", "runtime", "source", "import",
                  "decompose",
-                 "regress", "alignment_size", "calibration_intervention", "tradeoff",
+                 "regress", "alignment_size", "calibration_intervention", "dynamics", "shift",
+                 "tradeoff",
                  "ridgeless", "spectral", "pc_bias", "spectral_cls", "erank_depth", "probe",
                  "collapse", "plot")
 

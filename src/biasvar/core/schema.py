@@ -64,6 +64,25 @@ LOGITS = TableSchema(
 
 PARTITIONS = ("test", "train")  # sorted order, as in files
 
+# Test logits at the checkpoint steps of training (``train.checkpoints``): the logits
+# contract with the step after the seed; one file per config under
+# ``data/sources/train/checkpoints/`` (``biasvar.ensemble.logits.collect``). The last
+# checkpoint is the last step: its logits equal the final ones of ``LOGITS``.
+CHECKPOINT_LOGITS = TableSchema(
+    name="checkpoint_logits",
+    version=1,
+    arrow=pa.schema([
+        *[f for f in LOGITS.arrow if f.name in ("label_noise", "width", "member", "draw",
+                                                "seed")],
+        ("step", pa.int32()),  # training steps taken when the logits were computed
+        *[f for f in LOGITS.arrow if f.name in ("partition", "example", "label", "class",
+                                                "logit")],
+    ]),
+    sort_by=("label_noise", "width", "step", "member", "partition", "example", "class"),
+    categories=(("partition", ("test",)),),
+    finite=("logit",),
+)
+
 _F64 = pa.float64()
 _CONFIG = [("label_noise", pa.float32()), ("width", pa.int32()), ("partition", pa.string())]
 
@@ -363,6 +382,31 @@ MEMBERS_CSV = CsvFormat(  # collect: data/sources/train/members.csv
     "members", ("label_noise", "width", "member", "split_method", "n_in_bag", "in_bag_error",
                 "oob_error"),
     text=("split_method",), finite=("label_noise", "width", "member", "n_in_bag", "in_bag_error"))
+CHECKPOINT_MEMBERS_CSV = CsvFormat(  # collect: data/sources/train/checkpoint_members.csv
+    "checkpoint members", ("label_noise", "width", "step", "member", "draw", "seed",
+                           "test_loss", "test_accuracy", "in_bag_error", "oob_error"),
+    finite=("label_noise", "width", "step", "member", "draw", "seed", "test_accuracy",
+            "in_bag_error"))
+DYNAMICS_SUMMARY_CSV = CsvFormat(  # dynamics: data/dynamics/summary.csv
+    "dynamics summary", ("label_noise", "width", "step", "quantity", "value", "estimate",
+                         "ci_low", "ci_high"),
+    text=("quantity",), finite=("label_noise", "width", "step"))
+DYNAMICS_FITS_CSV = CsvFormat(  # dynamics: data/dynamics/fits.csv
+    "dynamics fits", ("label_noise", "width", "step", "n", "slope", "slope_ci_low",
+                      "slope_ci_high", "intercept", "r2"),
+    finite=("label_noise", "width", "step", "n"))
+SHIFT_SUMMARY_CSV = CsvFormat(  # shift: data/shift/summary.csv
+    "shift summary", ("label_noise", "width", "kind", "severity", "quantity", "value",
+                      "estimate", "ci_low", "ci_high"),
+    text=("kind", "quantity"), finite=("label_noise", "width", "severity"))
+SHIFT_FITS_CSV = CsvFormat(  # shift: data/shift/fits.csv
+    "shift fits", ("label_noise", "width", "kind", "severity", "n", "slope", "slope_ci_low",
+                   "slope_ci_high", "intercept", "r2"),
+    text=("kind",), finite=("label_noise", "width", "severity", "n"))
+SHIFT_EXAMPLES_CSV = CsvFormat(  # shift: data/shift/examples.csv
+    "shift examples", ("label_noise", "width", "kind", "severity", "example", "correct",
+                       "bias2", "var"),
+    text=("kind", "correct"), finite=("label_noise", "width", "severity", "example"))
 ALIGNMENT_SIZE_CSV = CsvFormat(  # alignment_size: data/regress/alignment_size.csv
     "alignment-size", ("label_noise", "width", "loss", "estimator", "subset", "n_members",
                        "slope", "slope_ci_low", "slope_ci_high"),

@@ -5,13 +5,16 @@
                    float32 and the labels they were scored against
 - ``curves.csv``   ``CURVE_COLUMNS``: member, step, then per log step the running
                    minibatch train_loss/train_accuracy, test_loss/test_accuracy and
-                   the in-bag and out-of-bag loss and error (see ``train.CURVE_METRICS``)
+                   the in-bag and out-of-bag loss and error (see ``METRICS``)
 - ``members.json`` the block's identity (``block_info``: label_noise, width, block,
                    params, layout, the dataset (name, input shape, class count) and the
                    dataset and split fingerprints) and, under
-                   ``members``, per-member final metrics (``train.METRICS`` plus
+                   ``members``, per-member final metrics (``METRICS`` plus
                    n_in_bag, n_oob; ``null`` where undefined)
 - ``checkpoints/member-<id>.pt``  each member's reference-module ``state_dict``
+- ``dynamics.npz`` the checkpoint steps (``train.checkpoints``, log-spaced): ``steps``
+                   (S,), ``test`` logits (S, members, n_test, classes) float32 and each
+                   member's scores ``METRICS`` (S, members) at each step (S may be 0)
 
 ``load_block`` refuses a block whose files are unreadable, malformed or hold
 non-finite logits, naming the file (and the member).
@@ -31,6 +34,12 @@ from biasvar.core.io import atomic_dir, check_complete, read_json, sha256_arrays
 
 CURVE_COLUMNS = ("member", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                  "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
+# Per-member scores (train.train_block): at the end (members.json), at every log step
+# (curves.csv) and at every checkpoint step (dynamics.npz): loss (mean CE) and accuracy
+# over the whole training partition, on the test set, and loss and error on the member's
+# in-bag and out-of-bag training examples.
+METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
+           "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
 # Keys every members.json holds (written by ``block_info`` + ``save_block``).
 INFO_KEYS = ("label_noise", "width", "block", "params", "layout", "dataset", "split", "members")
 
@@ -139,6 +148,8 @@ def save_block(result, out_dir: str | Path, info: dict[str, Any], y_test: np.nda
             **{k: c[k].reshape(-1) for k in CURVE_COLUMNS[2:]},
         })
         curves.to_csv(tmp / "curves.csv", index=False, float_format="%.6g")
+        _save_dynamics(tmp / "dynamics.npz", result, len(spec.members),
+                       result.test_logits.shape[1:])
         (tmp / "checkpoints").mkdir()
         for m, state in zip(spec.members, result.states, strict=True):
             torch.save(state, tmp / "checkpoints" / checkpoint_name(m))
@@ -149,6 +160,60 @@ def save_block(result, out_dir: str | Path, info: dict[str, Any], y_test: np.nda
         (tmp / "members.json").write_text(json.dumps(
             {**info, "members": [_json_safe(r) for r in result.metrics]}, indent=2,
             allow_nan=False) + "\n")
+
+
+def _save_dynamics(path: Path, result, n_members: int, shape: tuple[int, ...]) -> None:
+    c = result.checkpoints or {}
+    steps = np.asarray(c.get("step", np.zeros(0)), np.int64)
+    np.savez(path, steps=steps,
+             test=np.asarray(c.get("test", np.zeros((0, n_members, *shape))), np.float32),
+             **{k: np.asarray(c.get(k, np.zeros((0, n_members))), np.float64)
+                for k in METRICS})
+
+
+@dataclass(frozen=True)
+class BlockDynamics:
+    """A block's checkpoint logits and scores (``dynamics.npz``)."""
+
+    steps: np.ndarray  # (S,) ascending
+    test: np.ndarray  # (S, M, n_test, C) float32
+    scores: dict[str, np.ndarray]  # METRICS -> (S, M)
+
+
+def load_dynamics(path: str | Path, members: np.ndarray, n_test: int,
+                  n_classes: int) -> BlockDynamics:
+    """Read ``<block>/dynamics.npz``, checking its shapes against the block's ``members``
+    and final test logits (``n_test``, ``n_classes``) and that every logit is finite; a
+    missing, malformed or non-finite file is named (with the step and member)."""
+    f = Path(path) / "dynamics.npz"
+    check_complete(f)
+    try:
+        with np.load(f) as z:
+            arrays = {k: z[k] for k in ("steps", "test", *METRICS)}
+    except FileNotFoundError as e:
+        raise InputError(f"{f}: not found (trained by an older version? retrain the "
+                         "block)") from e
+    except KeyError as e:
+        raise InputError(f"{f}: lacks array {e}") from e
+    except Exception as e:
+        raise InputError(f"{f}: not readable ({e.__class__.__name__}: {e})") from e
+    steps, m = arrays["steps"], len(members)
+    if steps.ndim != 1 or steps.dtype.kind not in "iu" or np.any(np.diff(steps) <= 0) or (
+            len(steps) and steps[0] < 1):
+        raise InputError(f"{f}: 'steps' must be ascending positive integers, found "
+                         f"{steps.tolist()}")
+    s = len(steps)
+    want = (s, m, n_test, n_classes)
+    if arrays["test"].shape != want or arrays["test"].dtype != np.float32:
+        raise InputError(f"{f}: test logits have shape {arrays['test'].shape} and type "
+                         f"{arrays['test'].dtype}; expected float32 {want} (steps, members, "
+                         "test examples, classes)")
+    for k in METRICS:
+        if arrays[k].shape != (s, m):
+            raise InputError(f"{f}: {k!r} has shape {arrays[k].shape}, expected {(s, m)}")
+    for i, step in enumerate(steps.tolist()):
+        require_finite_logits(arrays["test"][i], members, f"{f} (step {step})", "test")
+    return BlockDynamics(steps, arrays["test"], {k: arrays[k] for k in METRICS})
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from biasvar.core.config import (
     Bool,
     Choice,
     Depth,
+    Int,
     NonNegativeFloat,
     PositiveFloat,
     Section,
@@ -23,6 +24,25 @@ from biasvar.core.errors import ParamError
 # ``cnn`` is the earlier name of ``cnn1d`` (configs written before cnn2d), kept as an alias
 ARCHS = ("mlp", "cnn1d", "cnn", "logistic", "cnn2d", "resnet", "module")
 OPTIMIZERS = ("adam", "sgd")
+MAX_CHECKPOINTS = 64
+
+
+def checkpoint_steps(steps: int, n: int) -> tuple[int, ...]:
+    """``n`` log-spaced training steps at which test logits are kept, the last one ``steps``.
+
+    ``round(geomspace(first, steps, n))`` with ``first = max(1, round(steps / 500))``
+    (for 4000 steps: 8, ..., 4000; for 20000: 40, one epoch of the paper's draws, ...),
+    made distinct (fewer than ``n`` when ``steps`` is small); ``n = 0``: none.
+    """
+    import numpy as np
+
+    if n <= 0:
+        return ()
+    if n == 1:
+        return (int(steps),)
+    first = max(1, round(steps / 500))
+    grid = np.unique(np.rint(np.geomspace(first, steps, n)).astype(np.int64))
+    return tuple(int(s) for s in grid)
 
 
 class ModelParams(Section):
@@ -71,6 +91,7 @@ class TrainParams(Section):
         f"null or an integer >= 1 and <= {MAX_BATCH}"))]
     seed: Seed
     log_every: Steps
+    checkpoints: Int(0, "an integer", MAX_CHECKPOINTS) = 0
 
     @model_validator(mode="after")
     def _log_within_steps(self) -> TrainParams:
@@ -78,6 +99,10 @@ class TrainParams(Section):
             raise ParamError("train.log_every", self.log_every,
                              f"an integer in [1, steps = {self.steps}]")
         return self
+
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        """The steps at which every member's test logits are kept (``checkpoint_steps``)."""
+        return checkpoint_steps(self.steps, self.checkpoints)
 
     def check_against(self, n_draw: int) -> int:
         """The effective batch size for a draw of ``n_draw`` examples."""

@@ -29,6 +29,7 @@ import pyarrow as pa
 from biasvar.core.checks import require_finite_logits
 from biasvar.core.errors import InputError
 from biasvar.core.schema import (
+    CHECKPOINT_LOGITS,
     LOGITS,
     PARTITIONS,
     read_table,
@@ -99,6 +100,40 @@ def write_config(root: str | Path, label_noise: float, width: int, table: pa.Tab
     return path
 
 
+def checkpoint_file(root: str | Path, label_noise: float, width: int) -> Path:
+    return Path(root) / "checkpoints" / f"noise-{label_noise}_width-{width}.parquet"
+
+
+def checkpoint_table(label_noise: float, width: int, members: np.ndarray, draws: np.ndarray,
+                     seeds: np.ndarray, steps: np.ndarray, test: np.ndarray,
+                     labels: np.ndarray) -> pa.Table:
+    """The long ``CHECKPOINT_LOGITS`` table of one config: ``test`` (S, M, N, C) at the
+    ascending ``steps`` (S,), sorted by step, member, example, class."""
+    parts = []
+    for step, logits in zip(np.asarray(steps).tolist(), test, strict=True):
+        t = logits_table(label_noise, width, members, draws, seeds, {"test": (logits, labels)})
+        parts.append(t.add_column(5, "step", pa.array(np.full(t.num_rows, step, np.int32))))
+    if not parts:
+        return CHECKPOINT_LOGITS.arrow.empty_table()
+    return pa.concat_tables(parts).cast(CHECKPOINT_LOGITS.arrow)
+
+
+def read_checkpoints(root: str | Path, label_noise: float, width: int
+                     ) -> dict[int, ConfigLogits]:
+    """One config's checkpoint logits, ``{step: ConfigLogits}`` in step order (dense test
+    logits per step, checked as ``dense`` checks the final ones)."""
+    import pyarrow.compute as pc
+
+    path = checkpoint_file(root, label_noise, width)
+    table = read_table(path, CHECKPOINT_LOGITS)
+    out = {}
+    for step in np.unique(table.column("step").to_numpy()).tolist():
+        t = table.filter(pc.equal(table.column("step"), step)).drop_columns(["step"])
+        out[int(step)] = dense(t, "test", f"{path} (step {step})", label_noise=label_noise,
+                               width=width)
+    return out
+
+
 def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[float],
             widths: list[int], blocks: list[int], block_members,
             seeds_per_draw: int | None = None, *, datasets: dict, splits: dict
@@ -118,23 +153,32 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
     label-noise flags and in-bag indices the folder carries. Writes, under ``out_dir``
     atomically (nothing on failure): ``logits/`` (one Parquet file per config),
     ``members.csv`` (final metrics per member), ``curves.csv`` (training curves,
-    ``blocks.CURVE_COLUMNS`` after label_noise and width), ``examples.npz`` and
-    ``source.json``. Returns a small summary for logging.
+    ``blocks.CURVE_COLUMNS`` after label_noise and width), ``checkpoints/`` (one
+    ``CHECKPOINT_LOGITS`` file per config: test logits at the checkpoint steps, which
+    every block must share) with ``checkpoint_members.csv`` (each member's scores at
+    each checkpoint step), ``examples.npz`` and ``source.json``. Returns a small summary
+    for logging.
     """
     import pandas as pd
 
     from biasvar.core.io import atomic_dir
     from biasvar.data.splits import in_bag_indices
-    from biasvar.ensemble.blocks import block_dir, load_block, load_curves
+    from biasvar.ensemble.blocks import (
+        METRICS,
+        block_dir,
+        load_block,
+        load_curves,
+        load_dynamics,
+    )
     from biasvar.ensemble.source import write_source
 
     out_dir = Path(out_dir)
-    member_rows, curve_frames = [], []
+    member_rows, curve_frames, ckpt_frames = [], [], []
     check = _Consistency()
     with atomic_dir(out_dir) as tmp:
         for p in label_noise:
             for w in widths:
-                parts = []
+                parts, dyn = [], []
                 for b in sorted(blocks):
                     d = block_dir(members_root, p, w, b)
                     blk = load_block(d)
@@ -152,6 +196,13 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                                     f" (ensemble.seeds_per_draw = {seeds_per_draw})")
                     check.block(d, blk, p, w, b)
                     parts.append(blk)
+                    dyn.append(load_dynamics(d, blk.members, blk.test.shape[1],
+                                             blk.test.shape[2]))
+                    if not np.array_equal(dyn[-1].steps, dyn[0].steps):
+                        raise InputError(
+                            f"{d / 'dynamics.npz'}: checkpoint steps {dyn[-1].steps.tolist()}, "
+                            f"but block {sorted(blocks)[0]} has {dyn[0].steps.tolist()} "
+                            "(train.checkpoints differs: retrain one of them)")
                     for row in blk.info["members"]:
                         member_rows.append({"label_noise": p, "width": w, "block": b,
                                             "split_method": blk.info["split"]["method"],
@@ -166,6 +217,21 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                     "test": (cat["test"], parts[0].test_labels),
                     "train": (cat["train"], parts[0].train_labels)})
                 write_config(tmp / "logits", p, w, table, _identity(p, w, parts, blocks))
+                steps = dyn[0].steps
+                ctable = checkpoint_table(p, w, cat["members"], cat["draws"], cat["seeds"],
+                                          steps, np.concatenate([x.test for x in dyn], axis=1),
+                                          parts[0].test_labels)
+                write_table(checkpoint_file(tmp, p, w), ctable, CHECKPOINT_LOGITS,
+                            {**_identity(p, w, parts, blocks), "steps": steps.tolist()})
+                n_ckpt = len(cat["members"])
+                ckpt_frames.append(pd.DataFrame({
+                    "label_noise": p, "width": w,
+                    "step": np.repeat(steps, n_ckpt),  # row-major (steps, members)
+                    "member": np.tile(cat["members"], len(steps)),
+                    "draw": np.tile(cat["draws"], len(steps)),
+                    "seed": np.tile(cat["seeds"], len(steps)),
+                    **{k: np.concatenate([x.scores[k] for x in dyn], axis=1).reshape(-1)
+                       for k in METRICS}}))
                 # the dataset and split files the stages after collect get their noisy
                 # flags and in-bag indices from are the ones these members trained on
                 check_identity(tmp / "logits", p, w, blocks=blocks, dataset=datasets[p],
@@ -176,6 +242,8 @@ def collect(members_root: str | Path, out_dir: str | Path, label_noise: list[flo
                      in_bag=in_bag_indices(splits.values()))
         pd.DataFrame(member_rows).to_csv(tmp / "members.csv", index=False, float_format="%.6g")
         pd.concat(curve_frames).to_csv(tmp / "curves.csv", index=False, float_format="%.6g")
+        pd.concat(ckpt_frames).to_csv(tmp / "checkpoint_members.csv", index=False,
+                                      float_format="%.6g")
     return {"configs": len(label_noise) * len(widths), "members": len(member_rows)}
 
 

@@ -66,8 +66,9 @@ EVAL_FLOATS = 2**21
 # train_* over the whole training partition, test_*, in-bag and out-of-bag scores.
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
            "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
-CURVE_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                 "in_bag_loss", "in_bag_error", "oob_loss", "oob_error")
+# The same scores at every log step. blocks.METRICS, which reads them back, is the same
+# tuple (tests/test_train.py checks it: the studies import this module, not blocks).
+CURVE_METRICS = METRICS
 
 
 class NonFiniteOutputError(BiasvarError):
@@ -97,6 +98,10 @@ class BlockResult:
     seconds: float
     device: str
     extra: dict = field(default_factory=dict)
+    # At each checkpoint step (``TrainParams.checkpoint_steps``): "step" (S,), "test"
+    # logits (S, members, n_test, classes) float32 and each of METRICS (S, members);
+    # empty: no checkpoints (``blocks.save_block`` writes zero steps)
+    checkpoints: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -205,7 +210,8 @@ def fit_members(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                 batches, steps: int, optimizer: str, lr: float, momentum: float = 0.0,
                 weight_decay: float = 0.0, *, log_every: int = 0, on_log=None,
                 log_start: bool = False, hand_backward: bool = False,
-                members: tuple[int, ...] | None = None) -> torch.Tensor:
+                members: tuple[int, ...] | None = None, checkpoints: tuple[int, ...] = (),
+                on_checkpoint=None) -> torch.Tensor:
     """The training loop of every ensemble in biasvar: the pipeline's blocks and the
     studies' stacked nets (``studies.nets``, ``studies.collapse``).
 
@@ -220,6 +226,10 @@ def fit_members(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     autograd. ``on_log(step, train_loss, train_accuracy)`` runs every ``log_every``
     steps and after the last, with each member's (M,) running means since the last
     log (and at step 0 with NaNs when ``log_start``), with the model in eval mode.
+    ``on_checkpoint(step)`` runs after the update of every step in ``checkpoints``, in
+    eval mode, before that step's log; it must not draw from a random stream or change
+    the model, so that a member's trajectory is the same with or without checkpoints
+    (tests/test_train.py checks it bit for bit).
 
     Returns the (M,) minibatch loss of the last step. Raises
     ``NonFiniteLossError`` naming the member (its id in ``members``) and the first
@@ -236,6 +246,7 @@ def fit_members(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     # First step at which each member's loss was non-finite (-1: never), kept on
     # the device so the check costs no host sync per step.
     first_bad = torch.full((n,), -1, dtype=torch.long, device=device)
+    wanted = frozenset(int(s) for s in checkpoints)
 
     def log(step: int, loss: torch.Tensor, acc: torch.Tensor) -> None:
         model.eval()  # scoring mode (BatchNorm of a user's module: running statistics)
@@ -267,6 +278,11 @@ def fit_members(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
             run_acc += acc_m
             run_n += 1
 
+        if on_checkpoint is not None and step in wanted:
+            _raise_if_bad(first_bad, members, run_loss)
+            model.eval()
+            on_checkpoint(step)
+            model.train()
         if (log_every and step % log_every == 0) or step == steps:
             _raise_if_bad(first_bad, members, run_loss)
             if on_log is not None:
@@ -353,6 +369,21 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
 
     logs = {k: [] for k in ("step", *CURVE_METRICS)}
     last_eval = None
+    # Test logits and per-member scores at the checkpoint steps (the last step's are the
+    # final evaluation, taken after the loop rather than computed twice).
+    ckpt_steps = train_cfg.checkpoint_steps()
+    ckpt = {"step": [], "test": [], **{k: [] for k in METRICS}}
+
+    def keep(step: int, evaluation) -> None:
+        test_logits, _, scores = evaluation
+        ckpt["step"].append(step)
+        ckpt["test"].append(test_logits.cpu().numpy().astype(np.float32))
+        for k in METRICS:
+            ckpt[k].append(scores[k].cpu().numpy())
+
+    def on_checkpoint(step: int) -> None:
+        if step < train_cfg.steps:
+            keep(step, _evaluate(model, n_members, *eval_args, chunk=chunk))
     bar = tqdm(total=train_cfg.steps, desc=desc or "train", disable=not runtime.progress,
                mininterval=1.0, leave=False)
 
@@ -373,11 +404,13 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
     fit_members(model, x_train, y_train, batches, train_cfg.steps, train_cfg.optimizer,
                 train_cfg.lr, train_cfg.momentum, train_cfg.weight_decay,
                 log_every=train_cfg.log_every, on_log=on_log, hand_backward=hand_backward,
-                members=spec.members)
+                members=spec.members, checkpoints=ckpt_steps, on_checkpoint=on_checkpoint)
     bar.close()
 
     test_logits, train_logits, scores = last_eval  # logged after the last step
     _raise_if_nonfinite(model, spec.members, test_logits, train_logits)
+    if train_cfg.steps in ckpt_steps:
+        keep(train_cfg.steps, last_eval)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -397,8 +430,20 @@ def train_block(dataset: Dataset, split: Split, spec: BlockSpec, model_cfg: Mode
         test_logits=test_logits.cpu().numpy().astype(np.float32),
         train_logits=train_logits.cpu().numpy().astype(np.float32),
         curves=curves, metrics=metrics,
+        checkpoints=_stack_checkpoints(ckpt, n_members, tuple(test_logits.shape[1:])),
         states=[member_state(model, i) for i in range(n_members)],
         seconds=seconds, device=str(device))
+
+
+def _stack_checkpoints(ckpt: dict[str, list], n_members: int,
+                       shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The checkpoint lists as arrays: (S,), (S, M, n_test, C), (S, M) (S may be 0)."""
+    if not ckpt["step"]:
+        return {"step": np.zeros(0, np.int64),
+                "test": np.zeros((0, n_members, *shape), np.float32),
+                **{k: np.zeros((0, n_members)) for k in METRICS}}
+    return {"step": np.asarray(ckpt["step"], np.int64), "test": np.stack(ckpt["test"]),
+            **{k: np.stack(ckpt[k]).astype(np.float64) for k in METRICS}}
 
 
 def _raise_if_nonfinite(model: torch.nn.Module, members: tuple[int, ...],

@@ -22,9 +22,11 @@ from biasvar.analysis.config import (
     AlignmentSizeParams,
     CalibrationInterventionParams,
     DecomposeParams,
+    DynamicsParams,
     ImportParams,
     RegressParams,
 )
+from biasvar.analysis.shifted import ShiftParams
 from biasvar.core.config import RuntimeParams, Section, SourceParams, check_sections, read_yaml
 from biasvar.core.errors import BiasvarError, ParamError
 from biasvar.data.config import DataParams, EnsembleParams, SplitParams
@@ -44,7 +46,7 @@ from biasvar.studies.tradeoff import TradeoffParams
 SECTIONS: tuple[type[Section], ...] = (
     DataParams, SplitParams, EnsembleParams, ModelParams, TrainParams, RuntimeParams,
     SourceParams, ImportParams, DecomposeParams, RegressParams, AlignmentSizeParams,
-    CalibrationInterventionParams,
+    CalibrationInterventionParams, DynamicsParams, ShiftParams,
     TradeoffParams, RidgelessParams, SpectralParams, PCBiasParams,
     SpectralClsParams, ErankDepthParams, ProbeParams, CollapseParams, Style,
 )
@@ -101,6 +103,7 @@ def validate_all(raw: Mapping[str, Any], root: Path | None = None) -> dict[str, 
     n_train = data.train_size()  # a file provider with num_samples null reads its labels
     k = split.check_against(ens, n_train)
     out["train"].check_against(split.draw_size(n_train, k))
+    out["shift"].check_data(data.name)
     if out["model"].arch == "module":  # import, build and run the user's factory now
         from biasvar.data.providers import load_source
         from biasvar.ensemble.models import check_factory, load_factory
