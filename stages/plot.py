@@ -137,7 +137,9 @@ def main() -> None:
             add_dynamics(rep, read_csv(dyn / "summary.csv", DYNAMICS_SUMMARY_CSV),
                          read_csv(dyn / "fits.csv", DYNAMICS_FITS_CSV), metrics["dynamics"],
                          style)
-    if args.shift:
+    # an imported ensemble comes without models: nothing to score on shifted sets (the
+    # shift stage scores the pipeline's own trained members, which it does not describe)
+    if args.shift and trained:
         from biasvar.report.shift import add_shift
 
         sh = Path(args.shift)

@@ -36,6 +36,8 @@ FRAGMENTS = {
     "bench/results/analyze.md": "performance.md",
     "bench/results/launch.md": "scaling.md",
     "reports/comparison.md": "results.md",
+    "reports/default/dynamics_shift.md": "dynamics-shift.md",
+    "reports/paper/dynamics_shift.md": "dynamics-shift.md",
 }
 # Modules the API reference must document, besides every study module.
 API_MODULES = (
@@ -46,7 +48,8 @@ API_MODULES = (
     "biasvar.data.splits", "biasvar.ensemble.logits", "biasvar.ensemble.blocks",
     "biasvar.ensemble.train", "biasvar.ensemble.models", "biasvar.report.document",
     "biasvar.analysis.api", "biasvar.analysis.imported", "biasvar.report.analyze",
-    "biasvar.report.wording",
+    "biasvar.report.wording", "biasvar.analysis.dynamics", "biasvar.analysis.shifted",
+    "biasvar.report.dynamics", "biasvar.report.shift", "biasvar.ensemble.members",
 )
 # The banners MkDocs plugins and the theme print about MkDocs 2 (not warnings of the build).
 QUIET = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}

@@ -84,7 +84,11 @@ def make_block(root: Path, p: float, w: int, b: int, *, spd: int = 1, data_seed:
         test_logits=rng.normal(size=(len(members), N_TEST, N_CLASSES)).astype(np.float32),
         train_logits=rng.normal(size=(len(members), N_TRAIN, N_CLASSES)).astype(np.float32),
         curves=curves, metrics=metrics, states=[{} for _ in members], seconds=0.0,
-        device="cpu")
+        device="cpu",
+        checkpoints={"step": np.array([1, 2]),
+                     "test": rng.normal(size=(2, len(members), N_TEST, N_CLASSES)
+                                        ).astype(np.float32),
+                     **{k: rng.random((2, len(members))) for k in CURVE_COLUMNS[2:]}})
     info = block_info(p, w, b, params=params or PARAMS,
                       layout={"block_size": BLOCK_SIZE, "seeds_per_draw": spd},
                       dataset=ds, split=split, split_file=split_file)
@@ -174,6 +178,47 @@ def test_nonfinite_logits_name_every_affected_member(tree):
     f = block_dir(tree / "members", 0.0, 4, 0) / "logits.npz"
     _edit_npz(f, test=_set((slice(None), 0, 0), np.nan))
     refused(tree, r"member 0 has 1 non-finite test logits .*members affected: \[0, 1\]")
+
+
+# ------------------------------------------------------------------ checkpoint logits
+def test_checkpoints_collect_and_read_back(tree):
+    from biasvar.ensemble.logits import read_checkpoints
+
+    run_collect(tree)
+    got = read_checkpoints(tree / "collected", 0.2, 8)
+    assert list(got) == [1, 2]
+    blk1 = np.load(block_dir(tree / "members", 0.2, 8, 1) / "dynamics.npz")
+    np.testing.assert_array_equal(got[2].logits[2:], blk1["test"][1])
+
+
+def test_nonfinite_checkpoint_logit_fails_collect_naming_step_and_member(tree):
+    f = block_dir(tree / "members", 0.2, 8, 1) / "dynamics.npz"
+    _edit_npz(f, test=_set((1, 0, 3, 2), np.nan))
+    refused(tree, rf"{f} \(step 2\): member 2 has 1 non-finite test logits")
+
+
+def test_block_without_checkpoint_file_is_named(tree):
+    f = block_dir(tree / "members", 0.0, 4, 1) / "dynamics.npz"
+    f.unlink()
+    refused(tree, rf"{f}: not found \(trained by an older version\? retrain the block\)")
+
+
+def test_blocks_with_other_checkpoint_steps_are_named(tree):
+    f = block_dir(tree / "members", 0.0, 8, 1) / "dynamics.npz"
+    _edit_npz(f, steps=lambda a: a * 10)
+    refused(tree, rf"{f}: checkpoint steps \[10, 20\], but block 0 has \[1, 2\] "
+                  r"\(train.checkpoints differs")
+
+
+@pytest.mark.parametrize(("key", "edit", "match"), [
+    ("steps", lambda a: a[::-1].copy(), "'steps' must be ascending positive integers"),
+    ("test", lambda a: a[:, :1], r"test logits have shape \(2, 1, 8, 10\)"),
+    ("in_bag_error", lambda a: a[:1], r"'in_bag_error' has shape \(1, 2\), expected \(2, 2\)"),
+])
+def test_malformed_checkpoint_file_is_named(tree, key, edit, match):
+    f = block_dir(tree / "members", 0.2, 4, 0) / "dynamics.npz"
+    _edit_npz(f, **{key: edit})
+    refused(tree, rf"{re.escape(str(f))}: {match}")
 
 
 def _nan_table():

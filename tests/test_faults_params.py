@@ -235,6 +235,10 @@ BOUNDS = [
     ("collapse.widths", [8, 100000], "<= 4096"),
     ("collapse.draws", 10**6, "<= 1024"),
     ("collapse.steps", 10**9, "<= 1000000"),
+    ("train.checkpoints", 10**4, "<= 64"),
+    ("dynamics.bootstrap", 10**7, "<= 100000"),
+    ("shift.bootstrap", 10**7, "<= 100000"),
+    ("shift.severities", [1, 9], "<= 5"),
 ]
 
 
@@ -438,3 +442,40 @@ def test_validate_cli_bad_source_or_import_is_one_line(tmp_path, raw, change, ne
 def test_validate_accepts_a_factory_that_fits_the_data(raw):
     models = validate_all(_with_factory(raw, "biasvar.ensemble.examples:mlp", (4, 64)))
     assert models["model"].module == "biasvar.ensemble.examples:mlp"
+
+
+# ---------------------------------------------------------------- shifted test sets
+@pytest.mark.parametrize(("name", "kinds", "words"), [
+    ("mnist1d", ["blur"], "noise, scale, shear for data.name mnist1d"),
+    ("digits", ["noise"], "gaussian_noise, blur, contrast for data.name digits"),
+])
+def test_a_shift_kind_the_dataset_has_no_generator_for_fails_before_training(
+        raw, name, kinds, words):
+    """An image corruption asked of MNIST-1D (or MNIST-1D's noise of images) would fail in
+    the shift stage, after every member had trained: validation refuses it first."""
+    bad = copy.deepcopy(raw)
+    bad["data"]["name"] = name
+    if name == "digits":
+        bad["data"]["num_samples"] = None
+    bad["shift"]["kinds"] = kinds
+    with pytest.raises(ParamError) as e:
+        validate_all(bad)
+    msg = _one_line(e)
+    assert f"shift.kinds = {kinds!r}" in msg and words in msg
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("shift.kinds", ["noise", "noise"], "distinct"),
+    ("shift.kinds", ["fog"], "noise, scale, shear, gaussian_noise, blur, contrast"),
+    ("shift.severities", [], "non-empty"),
+    ("shift.severities", [0, 1], ">= 1"),
+    ("train.checkpoints", -1, ">= 0"),
+])
+def test_a_bad_shift_or_checkpoint_value_is_one_line(raw, key, value, words):
+    bad = copy.deepcopy(raw)
+    section, k = key.split(".")
+    bad[section][k] = value
+    with pytest.raises(ParamError) as e:
+        validate_all(bad)
+    msg = _one_line(e)
+    assert key in msg and words in msg

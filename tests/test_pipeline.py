@@ -322,3 +322,40 @@ def test_launch_matches_a_serial_repro_after_a_killed_task(tiny_project, tmp_pat
     want = _digests(tiny_project / "data" / "sources" / "train" / "logits")
     assert sorted(got) == ["noise-0.0_width-4.parquet", "noise-0.0_width-8.parquet"]
     assert got == {name: want[name] for name in got}
+
+
+@pytest.mark.pipeline
+def test_dynamics_and_shift_hold_every_identity_at_each_step_and_severity(tiny_project):
+    """The dynamics and shift stages on the tiny ensemble: at every checkpoint step and
+    every severity bias² + variance = loss (MSE and CE) and Neal's split adds up; the last
+    checkpoint is the final decomposition (decompose's summary) and the clean severity is
+    the final test logits' decomposition up to float reassociation; the checkpoint files
+    hold the steps params ask for."""
+    import pandas as pd
+
+    from biasvar.ensemble.config import checkpoint_steps
+
+    sh(tiny_project, sys.executable, "-m", "dvc", "repro", "dynamics", "shift", "decompose")
+    params = yaml.safe_load((tiny_project / "params.yaml").read_text())
+    want = list(checkpoint_steps(params["train"]["steps"], params["train"]["checkpoints"]))
+    final = pq.read_table(tiny_project / "data" / "decomposition" / "summary.parquet"
+                          ).to_pandas()
+    final = final[final.partition == "test"]
+    for name, key in (("dynamics", "step"), ("shift", "severity")):
+        s = pd.read_csv(tiny_project / "data" / name / "summary.csv")
+        wide = s.pivot_table(index=["label_noise", "width", key], columns="quantity",
+                             values="value")
+        assert len(wide) > 0
+        np.testing.assert_allclose(wide.mse_bias2 + wide.mse_var, wide.mse_loss, rtol=1e-6)
+        np.testing.assert_allclose(wide.ce_bias + wide.ce_var, wide.ce_loss, rtol=1e-6)
+        np.testing.assert_allclose(wide.var_optimization + wide.var_sampling, wide.mse_var,
+                                   rtol=1e-6)
+        last = s[s[key] == (want[-1] if name == "dynamics" else 0)]
+        m = last.merge(final, on=["label_noise", "width", "quantity"], suffixes=("", "_f"))
+        assert len(m) == len(last) and len(m) > 0
+        tol = 1e-9 if name == "dynamics" else 1e-4  # shift: the reference models' sums
+        np.testing.assert_allclose(m.value, m.value_f, rtol=tol, atol=tol, equal_nan=True)
+        if name == "dynamics":
+            assert sorted(s.step.unique()) == want
+        else:
+            assert sorted(s.severity.unique()) == [0, *params["shift"]["severities"]]

@@ -21,7 +21,7 @@ def _report_dir() -> Path:
 def test_every_embedded_figure_is_committed():
     readme = (_report_dir() / "README.md").read_text()
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
-    assert len(figures) == 15
+    assert len(figures) == 20
     for f in figures:
         assert (_report_dir() / f).stat().st_size > 10_000, f
 
@@ -173,3 +173,64 @@ def test_simplicity_summary_is_recomputed_from_the_study_metrics():
         cells = [c.strip() for c in r.strip("|").split("|")]
         assert cells[:3] == [t.bias, t.config, t.changed]
         assert cells[5] == ("undecided" if t.holds is None else ("yes" if t.holds else "no"))
+
+
+def _caption(title: str) -> str:
+    readme = (_report_dir() / "README.md").read_text()
+    cap = readme[readme.index(f"## {title}"):]
+    return cap[:cap.index("\n## ", 5)]
+
+
+def test_dynamics_captions_are_the_dynamics_metrics():
+    """Each dynamics caption is what its words give for the committed metrics, and states
+    the widest width's errors at the first and last checkpoint and the model-wise peak."""
+    from biasvar.report import dynamics as dyn
+
+    m = _report_metrics()["dynamics"]
+    curves = m["curves"]
+    cap = _caption("Bias and variance over training time")
+    assert dyn.dynamics_words(curves) in cap
+    assert ", ".join(str(s) for s in m["steps"]) in cap
+    for per_width in curves.values():
+        w = max(per_width, key=lambda k: int(k.split("-")[1]))
+        c = per_width[w]
+        assert c["step"] == m["steps"]
+        ib = c["in_bag_error"]
+        assert f"in-bag error {ib[0]:.3f} at step {c['step'][0]} and {ib[-1]:.3f}" in cap
+        ew = dyn.epochwise(c["step"], c["member_test_error"])
+        if ew:
+            assert f"rises {100 * ew['rise']:.1f} points to {ew['error']:.3f}" in cap
+    heat = _caption("Model-wise and epoch-wise double descent in one picture")
+    assert dyn.heatmap_words(curves) in heat
+    slope = _caption("Alignment over training time")
+    assert dyn.slope_words(curves) in slope
+    # the last checkpoint is the final step: its numbers are the final fits'
+    final = _report_metrics()["alignment"]
+    for level, per_width in curves.items():
+        for w, c in per_width.items():
+            assert c["member_test_error"][-1] == pytest.approx(
+                final[level][w]["member_test_error"], abs=1e-5)
+
+
+def test_shift_captions_are_the_shift_metrics():
+    from biasvar.report import shift
+
+    m = _report_metrics()["shift"]
+    cap = _caption("Bias and variance under distribution shift")
+    assert shift.shift_words(m["curves"]) in cap and shift.yang_words(m["curves"]) in cap
+    for per_width in m["curves"].values():
+        w = max(per_width, key=lambda k: int(k.split("-")[1]))
+        for c in per_width[w].values():
+            assert c["severity"] == [0, *m["severities"]]
+            e = c["member_test_error"]
+            assert f"mean-member test error {e[0]:.3f} → {e[-1]:.3f}" in cap
+            assert f"bias² {c['bias2'][0]:.3f} → {c['bias2'][-1]:.3f}" in cap
+    al = _caption("Alignment off the training distribution")
+    assert shift.alignment_words(m["curves"]) in al
+
+
+def test_dynamics_shift_fragment_is_rendered_from_the_metrics():
+    from biasvar.report.fragments import dynamics_shift
+
+    text = (_report_dir() / "dynamics_shift.md").read_text()
+    assert text == dynamics_shift(_report_metrics())

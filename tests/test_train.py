@@ -24,10 +24,11 @@ def _spec(members, spd, width):
 
 
 def _train(ds, members, arch="mlp", steps=40, lr=1e-2, width=16, spd=2, optimizer="adam",
-           batch=50, autograd=False):
+           batch=50, autograd=False, checkpoints=0):
     split = make_split("bootstrap", ds.n_train, sorted({m // spd for m in members}), seed=0)
     cfg = TrainParams(optimizer=optimizer, lr=lr, momentum=0.9, weight_decay=1e-4, steps=steps,
-                      batch_size=batch, seed=0, log_every=max(1, steps // 2))
+                      batch_size=batch, seed=0, log_every=max(1, steps // 2),
+                      checkpoints=checkpoints)
     return train_block(ds, split, _spec(members, spd, width),
                        ModelParams(arch=arch, depth=2, residual=True), cfg, RUNTIME,
                        autograd=autograd)
@@ -204,3 +205,57 @@ def test_fit_members_logs_running_means_and_names_the_diverging_member():
     with pytest.raises(NonFiniteLossError, match="member 11: .* at step 1$"):
         fit_members(model, x, y, lambda step: torch.arange(10), 4, "adam", 0.01,
                     members=(10, 11, 12))
+
+
+# ---------------------------------------------------------------- checkpoints (dynamics)
+def test_checkpoint_steps_are_log_spaced_distinct_and_end_at_the_last_step():
+    from biasvar.ensemble.config import checkpoint_steps
+
+    s = checkpoint_steps(4000, 8)
+    assert s == (8, 19, 47, 115, 279, 678, 1646, 4000)
+    ratios = np.diff(np.log(s))
+    assert np.ptp(ratios) < 0.05  # evenly spaced in log(step), up to rounding
+    assert checkpoint_steps(20000, 12)[0] == 40 and checkpoint_steps(20000, 12)[-1] == 20000
+    assert checkpoint_steps(4000, 0) == () and checkpoint_steps(4000, 1) == (4000,)
+    small = checkpoint_steps(5, 8)  # fewer steps than checkpoints: each step once
+    assert small == (1, 2, 3, 4, 5)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_checkpoint_logits_equal_a_member_stopped_at_that_step(small_dataset, arch):
+    """The logits a block keeps at checkpoint step s are exactly those of the same members
+    trained separately for s steps: keeping them draws from no random stream and does not
+    touch the optimizer; and keeping them changes nothing of the final result."""
+    steps = 40
+    long = _train(small_dataset, [0, 1, 2], arch=arch, steps=steps, checkpoints=5)
+    plain = _train(small_dataset, [0, 1, 2], arch=arch, steps=steps)
+    c = long.checkpoints
+    assert c["step"].tolist() == [1, 3, 6, 16, 40]
+    assert c["test"].shape == (5, 3, small_dataset.n_test, 10)
+    np.testing.assert_array_equal(long.test_logits, plain.test_logits)
+    np.testing.assert_array_equal(long.train_logits, plain.train_logits)
+    np.testing.assert_array_equal(c["test"][-1], long.test_logits)  # last step: final
+    for i, s in enumerate(c["step"][:-1].tolist()):
+        # log_every = steps // 2 of the long run, so the short runs' curves differ; their
+        # trajectories must not
+        short = _train(small_dataset, [0, 1, 2], arch=arch, steps=s)
+        np.testing.assert_array_equal(c["test"][i], short.test_logits)
+        for k in ("test_accuracy", "in_bag_error", "oob_error"):
+            np.testing.assert_array_equal(c[k][i], [m[k] for m in short.metrics])
+    assert not np.array_equal(c["test"][0], c["test"][-1])  # they do move
+
+
+def test_block_and_train_metrics_are_the_same_tuple():
+    from biasvar.ensemble import blocks, train
+
+    assert blocks.METRICS == train.METRICS
+
+
+def test_a_block_without_checkpoints_stores_zero_steps(small_dataset, tmp_path):
+    from biasvar.ensemble.blocks import load_dynamics, save_block
+
+    r = _train(small_dataset, [0, 1], steps=4)
+    save_block(r, tmp_path / "b", {"members": [{"member": 0}, {"member": 1}]},
+               small_dataset.y_test, small_dataset.y_train)
+    d = load_dynamics(tmp_path / "b", np.array([0, 1]), small_dataset.n_test, 10)
+    assert d.steps.shape == (0,) and d.test.shape == (0, 2, small_dataset.n_test, 10)

@@ -100,18 +100,29 @@ def dynamics_words(curves: dict) -> str:
     return text[0].upper() + text[1:]
 
 
+def epochwise_widths(curve_by_width: dict[int, dict]) -> list[int]:
+    """The widths whose mean-member test error has an epoch-wise peak (``epochwise``)."""
+    return [w for w in sorted(curve_by_width)
+            if epochwise(curve_by_width[w]["step"],
+                         [float(v) for v in curve_by_width[w]["member_test_error"]])]
+
+
 def heatmap_words(curves: dict) -> str:
-    """Per level: the first checkpoint step with a model-wise peak, its width, and the
-    peak at the last step."""
+    """Per level: the widths with an epoch-wise peak, the first checkpoint step with a
+    model-wise peak, its width, and the peak at the last step."""
     out = []
     for p, by_w in _levels(curves):
+        ew = epochwise_widths(by_w)
+        ew_text = (f"epoch-wise peaks at width {', '.join(map(str, ew))}" if ew
+                   else "no width has an epoch-wise peak")
         mw = modelwise(by_w)
         first = next((m for m in mw if m["width"] is not None), None)
         last = mw[-1]
         if first is None:
-            out.append(f"{wording.noise_label(p)}: no checkpoint step has a model-wise peak")
+            out.append(f"{wording.noise_label(p)}: {ew_text}; no checkpoint step has a "
+                       "model-wise peak")
             continue
-        s = (f"{wording.noise_label(p)}: the model-wise peak first appears at step "
+        s = (f"{wording.noise_label(p)}: {ew_text}; the model-wise peak first appears at step "
              f"{first['step']} (width {first['width']}, {100 * first['rise']:.1f} points "
              "above the lowest error at a narrower width)")
         if last["width"] is not None:
