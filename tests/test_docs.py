@@ -136,7 +136,7 @@ def test_declared_by_is_what_dvc_yaml_declares(sections, dvc):
             full = model.SECTION if key == model.SECTION else f"{model.SECTION}.{key}"
             assert cref.declared_by(full, stages) == _declaring(dvc, full), full
     assert _declaring(dvc, "source") == ["decompose", "alignment_size",
-                                         "calibration_intervention", "plot"]
+                                         "calibration_intervention", "dynamics", "plot"]
 
 
 def test_study_configs_and_runtime(dvc):

@@ -80,6 +80,8 @@ def test_model_wise_peak_and_the_captions_state_the_curves():
     h = heatmap_words(curves)
     assert "first appears at step 100 (width 16, 5.0 points" in h
     assert "at the last step lies at width 16 (15.0 points)" in h
+    assert "no width has an epoch-wise peak" in h  # none falls again after its peak
+    assert "ends at least 1 point above its lowest checkpoint at widths 16, 64" in h
     d = dynamics_words(curves)  # widest width 64: 0.6 -> 0.4 -> 0.5, no interior peak
     assert "width 64" in d and "no epoch-wise peak" in d and "does not show it" in d
     assert "in-bag error 0.600 at step 10 and 0.000 at the last step" in d

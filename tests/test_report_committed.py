@@ -226,7 +226,12 @@ def test_shift_captions_are_the_shift_metrics():
             assert f"mean-member test error {e[0]:.3f} → {e[-1]:.3f}" in cap
             assert f"bias² {c['bias2'][0]:.3f} → {c['bias2'][-1]:.3f}" in cap
     al = _caption("Alignment off the training distribution")
-    assert shift.alignment_words(m["curves"]) in al
+    scatter = _report_metrics()["report"]["shift_alignment"]
+    assert shift.alignment_words(m["curves"], scatter) in al
+    for per_kind in scatter.values():
+        for sc in per_kind.values():
+            assert sc["severity"] == [0, m["severities"][-1]]
+            assert f"Spearman ρ {sc['spearman'][0]:.2f} → {sc['spearman'][-1]:.2f}" in al
 
 
 def test_dynamics_shift_fragment_is_rendered_from_the_metrics():

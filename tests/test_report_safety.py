@@ -109,6 +109,12 @@ def test_every_csv_plot_reads_holds_its_declared_columns(proj):
         "data/studies/pc_bias/linear.csv": schema.PC_BIAS_CSV,
         "data/studies/spectral_cls/mlp-clean.csv": schema.SPECTRAL_CLS_CSV,
         "data/studies/erank_depth/relu.csv": schema.ERANK_DEPTH_CSV,
+        "data/sources/train/checkpoint_members.csv": schema.CHECKPOINT_MEMBERS_CSV,
+        "data/dynamics/summary.csv": schema.DYNAMICS_SUMMARY_CSV,
+        "data/dynamics/fits.csv": schema.DYNAMICS_FITS_CSV,
+        "data/shift/summary.csv": schema.SHIFT_SUMMARY_CSV,
+        "data/shift/fits.csv": schema.SHIFT_FITS_CSV,
+        "data/shift/examples.csv": schema.SHIFT_EXAMPLES_CSV,
     }
     for name, fmt in files.items():
         assert len(schema.read_csv(proj / name, fmt)), name

@@ -89,3 +89,28 @@ def test_image_corruptions_need_images_in_the_unit_range(small_dataset):
         shifted_inputs("mnist1d", small_dataset.x_test, small_dataset.y_test, "blur", 1, **kw)
     with pytest.raises(InputError, match="shift kind 'noise' shifts MNIST-1D, not digits"):
         shifted_inputs("digits", x, np.zeros(5), "noise", 1, **kw)
+
+
+def test_scatter_numbers_count_saturated_examples_and_rank_correlation():
+    import pandas as pd
+
+    from biasvar.report.shift import alignment_words, scatter_numbers
+
+    b = np.array([1e-3, 1e-2, 1e-1, 1e-60, 0.5])
+    v = np.array([2e-3, 1e-2, 3e-1, 1e-50, 0.4])  # ranks: 1 2 4 0 3 vs 1 2 4 0 3 -> rho 1
+    rows = []
+    for sev, var in ((0, v), (3, v[::-1].copy())):
+        rows.append(pd.DataFrame({"label_noise": 0.0, "width": 8, "kind": "noise",
+                                  "severity": sev, "example": range(5), "correct": "True",
+                                  "bias2": b, "var": var}))
+    wrong = rows[0].assign(width=4, correct="False")
+    got = scatter_numbers(pd.concat([*rows, wrong]))
+    sc = got["noise-0"]["noise"]
+    assert sc["width"] == 8 and sc["severity"] == [0, 3] and sc["n"] == [5, 5]
+    assert sc["spearman"][0] == pytest.approx(1.0)
+    assert sc["saturated"] == [1, 2]  # sev 3: bias² 1e-60 and, reversed, var 1e-50
+    curves = {"noise-0": {"width-8": {"noise": {
+        "severity": [0, 3], "slope": [0.9, 0.95], "slope_ci": [[0.8, 1.0], [0.4, 1.0]]}}}}
+    text = alignment_words(curves, got)
+    assert "slope 0.90 [0.80, 1.00] clean, 0.95 [0.40, 1.00] at severity 3" in text
+    assert "Spearman ρ 1.00 →" in text and "1 → 2 of the correctly classified" in text

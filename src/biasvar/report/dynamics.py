@@ -107,14 +107,33 @@ def epochwise_widths(curve_by_width: dict[int, dict]) -> list[int]:
                          [float(v) for v in curve_by_width[w]["member_test_error"]])]
 
 
+def _widths(ws: list[int]) -> str:
+    return ("width " if len(ws) == 1 else "widths ") + ", ".join(map(str, ws))
+
+
+def late_rise_widths(curve_by_width: dict[int, dict]) -> list[int]:
+    """The widths whose mean-member test error ends at least ``DD_RISE`` above its lowest
+    checkpoint (it rises again late in training: epoch-wise overfitting)."""
+    out = []
+    for w in sorted(curve_by_width):
+        err = [float(v) for v in curve_by_width[w]["member_test_error"]]
+        if err[-1] - min(err) >= DD_RISE:
+            out.append(w)
+    return out
+
+
 def heatmap_words(curves: dict) -> str:
     """Per level: the widths with an epoch-wise peak, the first checkpoint step with a
     model-wise peak, its width, and the peak at the last step."""
     out = []
     for p, by_w in _levels(curves):
         ew = epochwise_widths(by_w)
-        ew_text = (f"epoch-wise peaks at width {', '.join(map(str, ew))}" if ew
+        ew_text = (f"epoch-wise peaks at {_widths(ew)}" if ew
                    else "no width has an epoch-wise peak")
+        late = late_rise_widths(by_w)
+        if late:
+            ew_text += (f", and the error ends at least {100 * DD_RISE:g} point above its "
+                        f"lowest checkpoint at {_widths(late)}")
         mw = modelwise(by_w)
         first = next((m for m in mw if m["width"] is not None), None)
         last = mw[-1]

@@ -588,7 +588,8 @@ def dynamics_shift(metrics: Mapping[str, Any]) -> str:
     if sh.get("kinds") and sh.get("curves"):
         parts.append("**Under distribution shift.** " + shift.shift_words(sh["curves"]) + " "
                      + shift.yang_words(sh["curves"]) + " "
-                     + shift.alignment_words(sh["curves"]))
+                     + shift.alignment_words(sh["curves"], (metrics.get("report") or {})
+                                             .get("shift_alignment")))
     return (GENERATED + "\n\n" + "\n\n".join(parts) + "\n") if parts else ""
 
 

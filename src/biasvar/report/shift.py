@@ -19,6 +19,9 @@ KIND_NAMES = {"noise": "stronger noise", "scale": "larger scaling", "shear": "la
               "none": "none"}
 
 
+AXIS_QUANTILE = 0.01  # the scatter's axes start at this quantile of the drawn terms
+
+
 def _levels(curves: dict) -> list[tuple[float, dict]]:
     out = []
     for key, per_width in curves.items():
@@ -95,9 +98,41 @@ def yang_words(curves: dict) -> str:
             f"strongest severity in {larger} of {n} (config, kind) pairs.")
 
 
-def alignment_words(curves: dict) -> str:
+SATURATED = 1e-8  # a term below this: the members' probabilities are one-hot to 1e-4
+
+
+def scatter_numbers(examples: pd.DataFrame) -> dict:
+    """What the OLS slope of the scatter does not show, per level and kind at the widest
+    width, for the clean set and the strongest severity (``examples.csv``'s correctly
+    classified examples): ``n``, the Spearman rank correlation of bias² and variance
+    (``spearman``, robust to the few extreme points that can carry an OLS fit on log
+    axes) and how many have a term below ``SATURATED`` (``saturated``: members that
+    saturate on a strongly shifted input). Report numbers (``metrics.json`` key
+    ``report``)."""
+    from scipy import stats
+
+    w = int(examples.width.max())
+    out: dict = {}
+    ex = examples[(examples.width == w) & (examples.correct.astype(str) == "True")]
+    for (p, kind), d in ex.groupby(["label_noise", "kind"], sort=True):
+        rows = {"width": w, "severity": [], "n": [], "spearman": [], "saturated": []}
+        for sev, e in d.groupby("severity", sort=True):
+            ok = (e.bias2 > 0) & (e["var"] > 0)
+            rho = stats.spearmanr(e.bias2[ok], e["var"][ok]).statistic if ok.sum() > 2 \
+                else float("nan")
+            rows["severity"].append(int(sev))
+            rows["n"].append(int(ok.sum()))
+            rows["spearman"].append(round(float(rho), 6))
+            rows["saturated"].append(int(((e.bias2 < SATURATED) | (e["var"] < SATURATED))
+                                         .sum()))
+        out.setdefault(f"noise-{p:g}", {})[kind] = rows
+    return out
+
+
+def alignment_words(curves: dict, scatter: dict | None = None) -> str:
     """Per level and kind, at the widest width: the alignment slope (with its interval) on
-    the clean set and at the strongest severity."""
+    the clean set and at the strongest severity and, from ``scatter``
+    (``scatter_numbers``), the rank correlation and the saturated examples behind it."""
     out = []
     for p, by_w in _levels(curves):
         w = max(by_w)
@@ -110,10 +145,16 @@ def alignment_words(curves: dict) -> str:
             def ci(lo, hi):
                 return "" if lo is None else f" [{lo:.2f}, {hi:.2f}]"
 
-            out.append(f"{wording.noise_label(p)}, width {w}, "
-                       f"{KIND_NAMES.get(kind, kind)}: slope {c['slope'][0]:.2f}"
-                       f"{ci(lo0, hi0)} clean, {c['slope'][-1]:.2f}{ci(lo1, hi1)} at severity "
-                       f"{c['severity'][-1]}")
+            text = (f"{wording.noise_label(p)}, width {w}, "
+                    f"{KIND_NAMES.get(kind, kind)}: slope {c['slope'][0]:.2f}"
+                    f"{ci(lo0, hi0)} clean, {c['slope'][-1]:.2f}{ci(lo1, hi1)} at severity "
+                    f"{c['severity'][-1]}")
+            sc = (scatter or {}).get(f"noise-{p:g}", {}).get(kind)
+            if sc and len(sc["severity"]) >= 2:
+                text += (f" (Spearman ρ {sc['spearman'][0]:.2f} → {sc['spearman'][-1]:.2f}; "
+                         f"{sc['saturated'][0]} → {sc['saturated'][-1]} of the correctly "
+                         f"classified examples have a term below {SATURATED:g})")
+            out.append(text)
     if not out:
         return ""
     return "Alignment slope " + "; ".join(out) + "."
@@ -217,11 +258,19 @@ def alignment_figure(examples: pd.DataFrame, fits: pd.DataFrame, style: Style,
             ax.set_xscale("log")
             ax.set_yscale("log")
             if len(d):
-                lo = min(d.bias2.min(), d["var"].min()) / 2
-                hi = max(d.bias2.max(), d["var"].max()) * 2
+                # Saturated members (huge shifted inputs: one-hot probabilities) give
+                # terms down to 1e-100, which would squash the rest into a corner: the
+                # axes start at the 1st percentile; the points below are counted.
+                terms = np.concatenate([d.bias2.to_numpy(), d["var"].to_numpy()])
+                lo = np.quantile(terms, AXIS_QUANTILE) / 2
+                hi = terms.max() * 2
+                below = int(((d.bias2 < lo) | (d["var"] < lo)).sum())
                 ax.plot([lo, hi], [lo, hi], ls="--", color="0.4", lw=1, label="y = x")
                 ax.set_xlim(lo, hi)
                 ax.set_ylim(lo, hi)
+                if below:
+                    ax.text(0.96, 0.04, f"{below} below the axes", transform=ax.transAxes,
+                            ha="right", fontsize="x-small", color="0.3")
             f = fits[(fits.label_noise == p) & (fits.width == w) & (fits.kind == kind)
                      & (fits.severity == sev)]
             if len(f) and np.isfinite(f.slope.iloc[0]) and correct.any():
@@ -265,10 +314,16 @@ def add_shift(rep, summary: pd.DataFrame, fits: pd.DataFrame, examples: pd.DataF
         "bands: 95 % intervals (jackknife over draws; bootstrap over examples for the "
         "slope). " + shift_words(curves) + " " + yang_words(curves),
         terms_figure(summary, fits, style)))
+    scatter = scatter_numbers(examples)
+    rep.numbers["shift_alignment"] = scatter
     rep.figures.append(Figure(
         "shift_alignment", "Alignment off the training distribution",
         "Per-example bias² against variance at the widest width on the clean test set and "
         "at each kind's strongest severity; black: the OLS fit over correctly classified "
-        "examples (plug-in terms). Chen et al. (2024) test alignment in distribution only. "
-        + alignment_words(curves),
+        "examples (plug-in terms). The axes start at the 1st percentile of the drawn "
+        "terms: members that saturate on strongly shifted inputs give terms down to "
+        "1e-100, which are in the fit and counted in the corner, not drawn. Such points "
+        "can carry an OLS fit on log axes, so the rank correlation over the correct "
+        "examples is given beside each slope. Chen et al. (2024) test alignment in "
+        "distribution only. " + alignment_words(curves, scatter),
         alignment_figure(examples, fits, style)))
