@@ -267,8 +267,17 @@ def slope_figure(fits: pd.DataFrame, style: Style):
                                 alpha=0.15, lw=0)
         ax.axhline(1.0, ls="--", color="0.4", lw=1)
         _step_axis(ax, fits.step.unique())
-        ax.set_ylabel("alignment slope (log var on log bias²)")
+        # early slopes can be far below 0 (about -25 at step 8 for narrow nets): symlog
+        # keeps them visible and the region around 1 linear
+        ax.set_yscale("symlog", linthresh=2)
+        from matplotlib.ticker import FixedLocator, FormatStrFormatter
+
+        lo = float(np.nanmin(fits.slope)) if fits.slope.notna().any() else 0.0
+        ticks = [t for t in (-50, -20, -10, -5, -2, -1, 0, 1, 2) if t >= min(lo, -1) * 1.05]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.set_title(wording.noise_label(p), fontsize="small")
+    axes[0, 0].set_ylabel("slope of log var on log bias²")
     axes[0, -1].legend(title="width", fontsize="x-small", title_fontsize="x-small", ncol=2)
     fig.suptitle("Bias-variance alignment over training time")
     return fig
