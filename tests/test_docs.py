@@ -35,6 +35,7 @@ FRAGMENTS = {
     "bench/results/generic.md": "performance.md",
     "bench/results/analyze.md": "performance.md",
     "bench/results/launch.md": "scaling.md",
+    "bench/results/cost.md": "dynamics-shift.md",
     "reports/comparison.md": "results.md",
     "reports/default/dynamics_shift.md": "dynamics-shift.md",
     "reports/paper/dynamics_shift.md": "dynamics-shift.md",

@@ -87,3 +87,37 @@ def test_model_wise_peak_and_the_captions_state_the_curves():
     assert "in-bag error 0.600 at step 10 and 0.000 at the last step" in d
     s = slope_words(curves)
     assert "width 4 0.50 at step 10 → 1.10 at step 1000" in s
+
+
+def test_the_committed_cost_record_is_within_the_budget():
+    """bench/results/cost.md is the rendering of cost.json (the docs include it), and the
+    default run with checkpoints, dynamics and shift took at most 1.5x the time and the
+    memory of the run without them (the issue's budget)."""
+    import json
+    from pathlib import Path
+
+    from conftest import load_bench
+
+    root = Path(__file__).resolve().parents[1] / "bench" / "results"
+    bench = load_bench("bench_cost")
+    rec = json.loads((root / "cost.json").read_text())
+    assert (root / "cost.md").read_text() == bench.render(rec)
+    b, h = rec["baseline"], rec["head"]
+    assert h["wall_s"] <= 1.5 * b["wall_s"]
+    assert h["peak_rss_mib"] <= 1.5 * b["peak_rss_mib"]
+    assert h["stages"] > b["stages"]  # the new stages ran
+
+
+def test_a_source_without_checkpoints_gives_empty_tables(tmp_path):
+    """An imported ensemble (or train.checkpoints: 0 before collect wrote the file) has
+    no checkpoint_members.csv: the dynamics tables are empty, with their columns."""
+    from biasvar.analysis.dynamics import FITS_COLUMNS, SUMMARY_COLUMNS, dynamics_all
+
+    for header_only in (False, True):
+        if header_only:  # collect with train.checkpoints: 0
+            (tmp_path / "checkpoint_members.csv").write_text(
+                "label_noise,width,step,member,draw,seed,test_loss,test_accuracy,"
+                "in_bag_error,oob_error\n")
+        summary, fits = dynamics_all(tmp_path, [0.0], [4], 0.95, 15, 10, 0)
+        assert len(summary) == 0 and tuple(summary.columns) == SUMMARY_COLUMNS
+        assert len(fits) == 0 and tuple(fits.columns) == FITS_COLUMNS

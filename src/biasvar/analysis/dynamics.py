@@ -77,15 +77,15 @@ def dynamics_all(source: str | Path, label_noise: list, widths: list, ci: float,
     """Every config and checkpoint step of a train source folder: the summary table
     (``SUMMARY_COLUMNS``; ``summarize``'s quantities plus ``MEMBER_QUANTITIES``) and the
     fits table (``FITS_COLUMNS``), both sorted by label_noise, width, step. A source
-    with no checkpoints (``train.checkpoints: 0``, an imported ensemble) gives empty
-    tables."""
+    with no checkpoints (``train.checkpoints: 0``: a header-only
+    ``checkpoint_members.csv``; an imported ensemble: none) gives empty tables."""
     from biasvar.core.schema import CHECKPOINT_MEMBERS_CSV, read_csv
     from biasvar.ensemble.logits import read_checkpoints
 
     source = Path(source)
     summary, fits = [], []
     members_csv = source / "checkpoint_members.csv"
-    if not members_csv.exists():
+    if not members_csv.exists() or _header_only(members_csv):  # no checkpoint kept
         return (pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
                 pd.DataFrame(columns=list(FITS_COLUMNS)))
     scores = read_csv(members_csv, CHECKPOINT_MEMBERS_CSV)
@@ -112,6 +112,14 @@ def dynamics_all(source: str | Path, label_noise: list, widths: list, ci: float,
                     progress(p, w, step)
     return (pd.DataFrame(summary, columns=list(SUMMARY_COLUMNS)),
             pd.DataFrame(fits, columns=list(FITS_COLUMNS)))
+
+
+def _header_only(path: Path) -> bool:
+    """Whether a CSV holds its header and no row (``collect`` with ``train.checkpoints:
+    0``); a half-written file still fails in ``read_csv``."""
+    with path.open("rb") as f:
+        f.readline()
+        return f.read(1) == b""
 
 
 def curves(summary: pd.DataFrame, fits: pd.DataFrame) -> dict:
