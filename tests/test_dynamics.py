@@ -82,8 +82,12 @@ def test_model_wise_peak_and_the_captions_state_the_curves():
     assert "at the last step lies at width 16 (15.0 points)" in h
     assert "no width has an epoch-wise peak" in h  # none falls again after its peak
     assert "ends at least 1 point above its lowest checkpoint at widths 16, 64" in h
-    d = dynamics_words(curves)  # widest width 64: 0.6 -> 0.4 -> 0.5, no interior peak
-    assert "width 64" in d and "no epoch-wise peak" in d and "does not show it" in d
+    d = dynamics_words(curves)  # widest width 64: 0.6 -> 0.4 -> 0.5, no second descent
+    assert "width 64: no epoch-wise double descent" in d and "does not show it" in d
+    assert "falls from 0.600 to its minimum 0.400 at step 100, then rises 10.0 points to " \
+           "0.500 at step 1000 without falling again" in d
+    flat = _curves({4: [0.6, 0.5, 0.45]})
+    assert "no epoch-wise peak: the mean-member test error falls" in dynamics_words(flat)
     assert "in-bag error 0.600 at step 10 and 0.000 at the last step" in d
     s = slope_words(curves)
     assert "width 4 0.50 at step 10 → 1.10 at step 1000" in s

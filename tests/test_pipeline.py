@@ -341,6 +341,7 @@ def test_dynamics_and_shift_hold_every_identity_at_each_step_and_severity(tiny_p
     final = pq.read_table(tiny_project / "data" / "decomposition" / "summary.parquet"
                           ).to_pandas()
     final = final[final.partition == "test"]
+    final = final.assign(label_noise=final.label_noise.astype(float).round(6))  # float32
     for name, key in (("dynamics", "step"), ("shift", "severity")):
         s = pd.read_csv(tiny_project / "data" / name / "summary.csv")
         wide = s.pivot_table(index=["label_noise", "width", key], columns="quantity",
@@ -351,9 +352,12 @@ def test_dynamics_and_shift_hold_every_identity_at_each_step_and_severity(tiny_p
         np.testing.assert_allclose(wide.var_optimization + wide.var_sampling, wide.mse_var,
                                    rtol=1e-6)
         last = s[s[key] == (want[-1] if name == "dynamics" else 0)]
+        last = last.assign(label_noise=last.label_noise.round(6))
+        last = last[~last.quantity.isin(["in_bag_error", "oob_error"])]  # members' own
         m = last.merge(final, on=["label_noise", "width", "quantity"], suffixes=("", "_f"))
         assert len(m) == len(last) and len(m) > 0
-        tol = 1e-9 if name == "dynamics" else 1e-4  # shift: the reference models' sums
+        # the CSVs keep 8 significant digits; shift: the reference models sum in another order
+        tol = 1e-7 if name == "dynamics" else 1e-4
         np.testing.assert_allclose(m.value, m.value_f, rtol=tol, atol=tol, equal_nan=True)
         if name == "dynamics":
             assert sorted(s.step.unique()) == want

@@ -84,8 +84,16 @@ def dynamics_words(curves: dict) -> str:
                  f"{100 * ew['rise']:.1f} points to {ew['error']:.3f} at step {ew['step']} "
                  f"and ends at {ew['final_error']:.3f} at step {steps[-1]}")
         else:
-            e = ("no epoch-wise peak: "
-                 + wording.describe(steps, err, "the mean-member test error", "step"))
+            j = int(np.nanargmin(err))
+            rise = err[-1] - err[j]
+            if rise >= DD_RISE:  # a U over time: overfitting without a second descent
+                e = (f"no epoch-wise double descent: the mean-member test error falls from "
+                     f"{err[0]:.3f} to its minimum {err[j]:.3f} at step {steps[j]}, then "
+                     f"rises {100 * rise:.1f} points to {err[-1]:.3f} at step {steps[-1]} "
+                     "without falling again")
+            else:
+                e = ("no epoch-wise peak: "
+                     + wording.describe(steps, err, "the mean-member test error", "step"))
         terms = (wording.describe(steps, _vals(c, "bias2"), "bias²", "step") + ", "
                  + wording.describe(steps, _vals(c, "variance"), "variance", "step"))
         ib = _vals(c, "in_bag_error")
@@ -95,7 +103,7 @@ def dynamics_words(curves: dict) -> str:
             out[-1] += ("; Nakkiran et al. (2019) report epoch-wise double descent for wide "
                         "models trained under 10-20 % label noise, " +
                         ("and this run shows it" if ew else "and this run does not show it "
-                         "at these checkpoints"))
+                         "at these checkpoints (a peak between two of them would be missed)"))
     text = "; ".join(out) + "."
     return text[0].upper() + text[1:]
 
