@@ -60,7 +60,7 @@ TINY = {
 }
 # the stages downstream of the train blocks
 DOWNSTREAM = {"collect", "decompose", "regress", "alignment_size", "calibration_intervention",
-              "probe", "headline", "plot"}
+              "probe", "dynamics", "shift", "headline", "plot"}
 # stages with only cache: false outputs (reports/, metrics/headline.json), never restored
 # from the run-cache by a `dvc repro` of other targets
 UNCACHED = {"plot", "headline"}
@@ -213,9 +213,10 @@ def test_07_library_source_reruns_exactly_the_stages_declaring_it(shared):
     assert_committed(proj)
     sources = ["src/biasvar/analysis/alignment.py", "src/biasvar/studies/tradeoff.py"]
     declaring = declaring_stages(proj, sources)
-    # dependencies are files: the three stages that fit alignment import alignment.py,
-    # decompose does not
-    assert declaring == {"regress", "alignment_size", "calibration_intervention", "tradeoff"}
+    # dependencies are files: the stages that fit alignment import alignment.py (dynamics
+    # and shift fit it at every step and severity), decompose does not
+    assert declaring == {"regress", "alignment_size", "calibration_intervention", "dynamics",
+                         "shift", "tradeoff"}
     for s in sources:
         with open(proj / s, "a") as f:
             f.write("# an edit that changes no result\n")
@@ -267,7 +268,8 @@ def test_08_reverting_a_param_restores_from_the_run_cache(shared):
     proj = shared.path
     assert_committed(proj)
     edit_params(proj, lambda p: p["train"].update(lr=0.01))
-    r = repro(proj, "regress", "alignment_size", "calibration_intervention", "probe")
+    r = repro(proj, "regress", "alignment_size", "calibration_intervention", "probe",
+              "dynamics", "shift")
     assert r.ran == set()  # no training, no analysis: all restored
     assert r.cached == trains() | DOWNSTREAM - UNCACHED
     assert logits_hashes(proj) == shared.logits
@@ -312,7 +314,7 @@ def test_04_adding_a_block_trains_only_that_block(shared):
     assert r.ran == trains(blocks=[2]) | splits | {"collect"}
     # the stages reading the members are now out of date (and `plot`, from scenario 8)
     assert out_of_date(proj) == {"decompose", "alignment_size", "calibration_intervention",
-                                 "probe", "headline", "plot"}
+                                 "probe", "dynamics", "shift", "headline", "plot"}
     commit(proj, "block 2")
 
 
