@@ -25,8 +25,9 @@ from biasvar.report.headline import interior_peak
 DD_RISE = 0.01  # 1 point of test error: a peak smaller than this is not called a peak
 
 
-def _levels(curves: dict) -> list[tuple[float, dict]]:
-    """``(label_noise, {width: curve})`` sorted, from ``dynamics.json["curves"]``."""
+def levels(curves: dict) -> list[tuple[float, dict]]:
+    """``(label_noise, {width: entry})`` sorted by level, from a stage's ``curves``
+    (``noise-<p>`` -> ``width-<w>`` -> entry: ``dynamics.json`` and ``shift.json``)."""
     out = []
     for key, per_width in curves.items():
         p = float(key.split("-", 1)[1])
@@ -73,7 +74,7 @@ def dynamics_words(curves: dict) -> str:
     (epoch-wise double descent or not), of bias² and of variance; and the comparison
     with Nakkiran et al. where labels are noisy."""
     out = []
-    for p, by_w in _levels(curves):
+    for p, by_w in levels(curves):
         w = max(by_w)
         c = by_w[w]
         steps, err = c["step"], list(_vals(c, "member_test_error"))
@@ -134,7 +135,7 @@ def heatmap_words(curves: dict) -> str:
     """Per level: the widths with an epoch-wise peak, the first checkpoint step with a
     model-wise peak, its width, and the peak at the last step."""
     out = []
-    for p, by_w in _levels(curves):
+    for p, by_w in levels(curves):
         ew = epochwise_widths(by_w)
         ew_text = (f"epoch-wise peaks at {_widths(ew)}" if ew
                    else "no width has an epoch-wise peak")
@@ -166,7 +167,7 @@ def slope_words(curves: dict) -> str:
     """Per level: the alignment slope at the first and last checkpoint of the narrowest and
     the widest width."""
     out = []
-    for p, by_w in _levels(curves):
+    for p, by_w in levels(curves):
         parts = []
         for w in sorted({min(by_w), max(by_w)}):
             sl = _vals(by_w[w], "slope")

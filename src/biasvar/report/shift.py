@@ -13,6 +13,7 @@ import pandas as pd
 
 from biasvar.report import wording
 from biasvar.report.config import Style
+from biasvar.report.dynamics import levels
 
 KIND_NAMES = {"noise": "stronger noise", "scale": "larger scaling", "shear": "larger shear",
               "gaussian_noise": "Gaussian noise", "blur": "blur", "contrast": "low contrast",
@@ -20,14 +21,6 @@ KIND_NAMES = {"noise": "stronger noise", "scale": "larger scaling", "shear": "la
 
 
 AXIS_QUANTILE = 0.01  # the scatter's axes start at this quantile of the drawn terms
-
-
-def _levels(curves: dict) -> list[tuple[float, dict]]:
-    out = []
-    for key, per_width in curves.items():
-        p = float(key.split("-", 1)[1])
-        out.append((p, {int(k.split("-")[1]): v for k, v in per_width.items()}))
-    return sorted(out, key=lambda t: t[0])
 
 
 def _disjoint(a: list, b: list) -> bool | None:
@@ -50,7 +43,7 @@ def shift_words(curves: dict) -> str:
     set and at the strongest severity, the share of the added loss that is bias², and
     whether bias² grew beyond its intervals (the comparison with Yang et al. 2020)."""
     out = []
-    for p, by_w in _levels(curves):
+    for p, by_w in levels(curves):
         w = max(by_w)
         for kind, c in sorted(by_w[w].items()):
             if len(c["severity"]) < 2:
@@ -83,7 +76,7 @@ def yang_words(curves: dict) -> str:
     than variance, grows out of distribution. Counted over every config and kind: where
     the bias² rise is the larger part of the added loss."""
     n = larger = 0
-    for _, by_w in _levels(curves):
+    for _, by_w in levels(curves):
         for per_kind in by_w.values():
             for c in per_kind.values():
                 if len(c["severity"]) < 2:
@@ -134,7 +127,7 @@ def alignment_words(curves: dict, scatter: dict | None = None) -> str:
     the clean set and at the strongest severity and, from ``scatter``
     (``scatter_numbers``), the rank correlation and the saturated examples behind it."""
     out = []
-    for p, by_w in _levels(curves):
+    for p, by_w in levels(curves):
         w = max(by_w)
         for kind, c in sorted(by_w[w].items()):
             if len(c["severity"]) < 2:
